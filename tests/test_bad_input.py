@@ -58,10 +58,30 @@ def test_n_samples_must_be_positive(fitted: DiffusionImputer, frame: pd.DataFram
 
 
 def test_unknown_options_name_the_valid_set(frame: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="'random', 'historical' or 'mix'"):
+    with pytest.raises(ValueError, match=r"target_strategy must be one of \('random', 'historical', 'mix'\)"):
         DiffusionImputer(**{**TINY, "target_strategy": "best"}).fit(frame)
-    with pytest.raises(ValueError, match="ddpm"):
-        DiffusionImputer(**{**TINY, "sampler": "euler", "max_epochs": 1}).fit(frame).transform(frame)
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        DiffusionImputer(**{**TINY, "sampler": "euler"}).fit(frame)
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        DiffusionImputer(**{**TINY, "prediction": "score"}).fit(frame)
+    with pytest.raises(ValueError, match="guess must be one of"):
+        DiffusionImputer(**{**TINY, "guess": "spline"}).fit(frame)
+
+
+def test_bad_parameters_fail_at_fit_before_any_training(frame: pd.DataFrame, monkeypatch) -> None:
+    import diffimpute.tasks.imputer as imputer_module
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the parameters were checked")
+
+    monkeypatch.setattr(imputer_module, "train", no_training)
+    for bad, message in [({"time_budget": 0}, "time_budget must be a positive"),
+                         ({"channels": 10, "n_heads": 4}, "multiple of n_heads"),
+                         ({"validation_fraction": 1.5}, "validation_fraction"),
+                         ({"sampler": "ddpm", "sampling_steps": 5}, "DDPM visits all"),
+                         ({"n_samples": 0}, "n_samples")]:
+        with pytest.raises(ValueError, match=message):
+            DiffusionImputer(**{**TINY, **bad}).fit(frame)
 
 
 def test_corrupted_and_truncated_model_files(fitted: DiffusionImputer, tmp_path) -> None:

@@ -30,10 +30,10 @@ def _run(*args: str):
     return result
 
 
-@pytest.mark.parametrize("prior", ["none", "channel"])
-def test_fit_impute_plot_round_trip(csv: str, tmp_path, prior: str) -> None:
+@pytest.mark.parametrize("guess", ["interpolate", "latent", "none"])
+def test_fit_impute_plot_round_trip(csv: str, tmp_path, guess: str) -> None:
     model = str(tmp_path / "model.safetensors")
-    fitted = _run("fit", csv, "-o", model, "--quiet", "--prior", prior, *TINY_FLAGS)
+    fitted = _run("fit", csv, "-o", model, "--quiet", "--guess", guess, "--time-budget", "30", *TINY_FLAGS)
     assert fitted.exit_code == 0, fitted.output
     out = str(tmp_path / "imputed.parquet")
     imputed = _run("impute", model, csv, "-o", out, "--n-samples", "4", "--quantiles", "0.1,0.9", "--quiet")
@@ -65,7 +65,7 @@ def test_evaluate_prints_and_saves_one_row_per_method(csv: str, tmp_path) -> Non
 
 def test_demo_writes_its_files(tmp_path) -> None:
     out = tmp_path / "demo"
-    result = _run("demo", "--out", str(out), "--epochs", "1", "--n-samples", "2", "--quiet")
+    result = _run("demo", "--out", str(out), "--time-budget", "1", "--n-samples", "2", "--quiet")
     assert result.exit_code == 0, result.output
     assert all(name in result.output for name in ("diffusion", "lssdm", "linear", "mice"))
     assert {p.name for p in out.iterdir()} == {"scores.csv", "imputed.csv", "imputation.png", "comparison.png"}

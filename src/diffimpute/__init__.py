@@ -10,14 +10,13 @@ from pathlib import Path  # noqa: E402
 from diffimpute.engine.checkpoint import load_checkpoint  # noqa: E402
 from diffimpute.tasks.anomaly import ImDiffusionDetector  # noqa: E402
 from diffimpute.tasks.evaluate import evaluate_methods  # noqa: E402
-from diffimpute.tasks.imputer import DiffusionImputer  # noqa: E402
-from diffimpute.tasks.lssdm import LatentDiffusionImputer  # noqa: E402
+from diffimpute.tasks.imputer import DiffusionImputer, LatentDiffusionImputer  # noqa: E402
 from diffimpute.tasks.result import ImputationResult  # noqa: E402
 
-_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, LatentDiffusionImputer, ImDiffusionDetector)}
+_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, ImDiffusionDetector)}
 
 
-def load(path: str | Path) -> DiffusionImputer | LatentDiffusionImputer | ImDiffusionDetector:
+def load(path: str | Path) -> DiffusionImputer | ImDiffusionDetector:
     """Load any model saved with ``.save(path)`` or the CLI; the file says which estimator it is."""
     _, metadata = load_checkpoint(path, tensors=False)
     name = metadata.get("estimator")

@@ -1,8 +1,10 @@
 """Batched reverse diffusion: every requested draw of every window in as few passes as memory allows.
 
 Draws are folded into the batch as ``(windows, samples, features, length)``; the step-independent
-part of the network (``CSDIDenoiser.condition``) runs once per chunk of windows, not once per step
-or per draw. Chunks bound memory at ``rows_per_pass`` (windows x samples) network rows.
+part of the network (``CSDIDenoiser.condition``, the first guess included) runs once per chunk of
+windows, not once per step or per draw. Chunks bound memory at ``rows_per_pass`` (windows x
+samples) network rows. The reverse process runs over the residual from the guess and is mapped
+back to values at the end, so conditioned cells come back exact.
 """
 
 from __future__ import annotations
@@ -13,17 +15,23 @@ from dataclasses import dataclass, field
 import torch
 
 from diffimpute.data.batch import Windows
+from diffimpute.diffusion.parameterisation import Prediction, to_epsilon
 from diffimpute.diffusion.samplers import DDIMSampler, DDPMSampler, X0Range
 from diffimpute.nn.csdi import CSDIDenoiser
+
+# input_fn(state, t, given) -> what the network sees at step t; shapes (batch, samples, features, length).
+InputFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
 
 
 @dataclass
 class SampleOutput:
     """samples: ``(windows, samples, features, length)`` in scaled units, conditioned cells exact.
-    steps: for each kept schedule step ``t``, the denoiser's estimate of ``x_0`` at that step."""
+    steps: for each kept schedule step ``t``, the denoiser's estimate of ``x_0`` at that step.
+    guess: ``(windows, features, length)`` the first guess the samples refine (None without one)."""
 
     samples: torch.Tensor
     steps: dict[int, torch.Tensor] = field(default_factory=dict)
+    guess: torch.Tensor | None = None
 
 
 def conditioning_channels(windows: Windows, cond_mask: torch.Tensor) -> torch.Tensor:
@@ -35,6 +43,11 @@ def conditioning_channels(windows: Windows, cond_mask: torch.Tensor) -> torch.Te
     return given if windows.prior is None else torch.cat([given, windows.prior], dim=1)
 
 
+def conditional_input(state: torch.Tensor, t: int, given: torch.Tensor) -> torch.Tensor:
+    """As in training, conditioned cells enter the noisy channel as zeros."""
+    return state * ~given
+
+
 @torch.no_grad()
 def sample(
     model: CSDIDenoiser,
@@ -43,26 +56,26 @@ def sample(
     cond_mask: torch.Tensor,
     n_samples: int,
     *,
+    prediction: Prediction = "epsilon",
     rows_per_pass: int = 4096,
     generator: torch.Generator | None = None,
     keep_steps: Collection[int] = (),
-    x0_range: X0Range | None = None,
+    value_range: X0Range | None = None,
+    input_fn: InputFn = conditional_input,
     device: torch.device | str = "cpu",
     on_chunk: Callable[[int], None] | None = None,
 ) -> SampleOutput:
     """Draw ``n_samples`` completions of each window given the cells where ``cond_mask`` is True.
 
-    ``x0_range``: per-feature (low, high), each ``(features, 1)``, to clamp the clean-signal
-    estimate at every step (see ``diffusion.samplers``). ``on_chunk(n_windows_done)`` is called
-    after each chunk, for progress bars.
+    ``value_range``: per-feature (low, high) in scaled units, each ``(features, 1)``: the clean
+    estimate is clamped to it at every step (see ``diffusion.samplers``). ``on_chunk(n_windows_done)``
+    is called after each chunk, for progress bars.
     """
-    if x0_range is not None:
-        x0_range = (x0_range[0].to(device), x0_range[1].to(device))
     model.eval()
     n_windows = len(windows)
     samples_per_pass = min(n_samples, rows_per_pass)
     windows_per_pass = max(1, rows_per_pass // samples_per_pass)
-    chunks_out: list[torch.Tensor] = []
+    draws_out, guesses = [], []
     steps_out: dict[int, list[torch.Tensor]] = {t: [] for t in keep_steps}
     for start in range(0, n_windows, windows_per_pass):
         rows = slice(start, min(start + windows_per_pass, n_windows))
@@ -72,33 +85,42 @@ def sample(
         draws, kept = [], {t: [] for t in keep_steps}
         for first in range(0, n_samples, samples_per_pass):
             count = min(samples_per_pass, n_samples - first)
-            x, trajectory = _reverse(model, sampler, condition, chunk, mask, count, generator, keep_steps, x0_range)
+            x, trajectory = _reverse(
+                model, sampler, condition, chunk, mask, count, prediction, generator, keep_steps, value_range, input_fn
+            )
             draws.append(x)
             for t, x0 in trajectory.items():
                 kept[t].append(x0)
-        chunks_out.append(torch.cat(draws, dim=1).cpu())
+        draws_out.append(torch.cat(draws, dim=1).cpu())
+        if condition.guess is not None:
+            guesses.append(condition.guess.cpu())
         for t in keep_steps:
             steps_out[t].append(torch.cat(kept[t], dim=1).cpu())
         if on_chunk is not None:
             on_chunk(rows.stop - rows.start)
     return SampleOutput(
-        samples=torch.cat(chunks_out, dim=0),
+        samples=torch.cat(draws_out, dim=0),
         steps={t: torch.cat(parts, dim=0) for t, parts in steps_out.items()},
+        guess=torch.cat(guesses, dim=0) if guesses else None,
     )
 
 
-def _reverse(model, sampler, condition, chunk: Windows, mask, count, generator, keep_steps, x0_range):
+def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction, generator, keep_steps, value_range, input_fn):
     batch, n_features, length = chunk.values.shape
-    shape = (batch, count, n_features, length)
     given = mask.unsqueeze(1)
     values = chunk.values.unsqueeze(1)
-    target_region = (~given).to(chunk.values.dtype)
-    x = torch.randn(shape, generator=generator, device=chunk.values.device, dtype=chunk.values.dtype)
+    residual_range = None
+    if value_range is not None:
+        low, high = (bound.to(values.device, values.dtype).expand(batch, 1, n_features, length) for bound in value_range)
+        residual_range = (model.to_residual(low, condition), model.to_residual(high, condition))
+    x = torch.randn((batch, count, n_features, length), generator=generator, device=values.device, dtype=values.dtype)
+    alpha_bars = sampler.schedule.alpha_bars
     trajectory = {}
     for i, t in enumerate(sampler.timesteps):
-        # As in training, conditioned cells enter the noisy channel as zeros.
-        eps = model(x * target_region, torch.tensor([t], device=x.device), condition)
-        x, x0_hat = sampler.step(eps, i, x, generator, x0_range)
+        output = model(input_fn(x, t, given), torch.tensor([t], device=x.device), condition)
+        alpha_bar = alpha_bars[t].to(device=x.device, dtype=x.dtype)
+        eps = to_epsilon(output, x, alpha_bar, prediction)
+        x, x0_hat = sampler.step(eps, i, x, generator, residual_range)
         if t in keep_steps:
-            trajectory[t] = torch.where(given, values, x0_hat)
-    return torch.where(given, values, x), trajectory
+            trajectory[t] = torch.where(given, values, model.from_residual(x0_hat, condition))
+    return torch.where(given, values, model.from_residual(x, condition)), trajectory

@@ -1,9 +1,14 @@
-"""Training the denoiser: epsilon prediction on self-supervised target entries.
+"""The one training loop: every task hands it a model, a loss function and its windows.
 
-Each batch splits the observed cells of every window into conditioning cells and target cells
-(``masking.targets``); the network learns to predict the noise added to the targets. Early stopping
-watches the same loss on held-out observed cells that training never sees, with the diffusion
-steps and noise drawn once so that the curve is comparable from epoch to epoch.
+A task's loss function ``loss_fn(model, batch, generator) -> scalar`` draws whatever it needs
+(targets, diffusion steps, noise) from ``generator``, so a seed fixes the whole run. The loop owns
+what every task shares: shuffling, AdamW with gradient clipping, learning-rate drops, optional EMA
+weights, model selection on a task-supplied validation score, early stopping, a wall-clock budget
+and a progress bar.
+
+Learning-rate drops (10x at 75 % and again at 90 %) follow the run's progress, the larger of the
+share of epochs done and the share of the time budget spent, so a run cut short by its budget
+still anneals.
 """
 
 from __future__ import annotations
@@ -11,22 +16,30 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from diffimpute.data.batch import Windows
-from diffimpute.diffusion.schedules import NoiseSchedule
-from diffimpute.engine.sampling import conditioning_channels
-from diffimpute.masking.targets import TargetStrategy, make_targets
-from diffimpute.nn.csdi import CSDIDenoiser
+
+LossFn = Callable[[nn.Module, Windows, torch.Generator], torch.Tensor]
+ScoreFn = Callable[[nn.Module], float]
+StopReason = Literal["max_epochs", "early_stopping", "time_budget", ""]
+_CHECKS_PER_BUDGET = 12
 
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings; see ``DiffusionImputer`` for what each one means to a user."""
+    """Optimisation settings; see the estimators' docstrings for what each means to a user.
+
+    time_budget: seconds of training after which the loop stops cleanly and keeps the best model
+    (None: no limit). validate_every: epochs between validation scores.
+    """
 
     max_epochs: int = 100
     batch_size: int = 32
@@ -35,126 +48,129 @@ class TrainConfig:
     grad_clip: float = 1.0
     patience: int = 10
     ema_decay: float | None = None
-    target_strategy: TargetStrategy = "random"
+    time_budget: float | None = None
+    validate_every: int = 1
 
 
 @dataclass
 class TrainHistory:
-    """Per-epoch mean training loss and validation loss (NaN when there is no validation set)."""
+    """Per-epoch mean training loss; validation score (lower is better) per epoch, NaN where none.
+
+    ``initial_score`` scores the weights before training; ``best_epoch`` is -1 when no epoch beat
+    them (or there was no validation) and the initial weights were kept.
+    """
 
     train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
+    val_score: list[float] = field(default_factory=list)
+    initial_score: float = math.nan
     best_epoch: int = -1
     seconds: float = 0.0
+    stopped: StopReason = ""
+    last_score: float = field(default=math.nan, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"train_loss": self.train_loss, "val_score": self.val_score, "initial_score": self.initial_score,
+                "best_epoch": self.best_epoch, "seconds": self.seconds, "stopped": self.stopped}
 
 
-@dataclass
-class Validation:
-    """Held-out observed cells to score, with steps and noise fixed once for a stable curve."""
-
-    windows: Windows
-    target: torch.Tensor
-    steps: torch.Tensor
-    noise: torch.Tensor
-
-    @classmethod
-    def draw(cls, windows: Windows, target: torch.Tensor, schedule: NoiseSchedule, generator: torch.Generator) -> Validation:
-        steps = torch.randint(0, schedule.n_steps, (len(windows),), generator=generator)
-        noise = torch.randn(windows.values.shape, generator=generator)
-        return cls(windows, target, steps, noise)
+def _check(validate: ScoreFn, scored: nn.Module, history: TrainHistory, epoch: int, best_score, best_state, stale):
+    """Score ``scored``; keep its weights if they are the best so far. Returns the new best and staleness."""
+    scored.eval()
+    with torch.no_grad():
+        score = float(validate(scored))
+    history.last_score = score
+    if score < best_score:
+        history.best_epoch = epoch
+        return score, copy.deepcopy(scored.state_dict()), 0
+    return best_score, best_state, stale + 1
 
 
-def denoising_loss(
-    model: CSDIDenoiser,
-    schedule: NoiseSchedule,
-    batch: Windows,
-    target: torch.Tensor,
-    steps: torch.Tensor,
-    noise: torch.Tensor,
-) -> torch.Tensor:
-    """Mean squared error of the predicted noise over the ``target`` cells of ``batch``."""
-    cond_mask = batch.observed & ~target
-    x_t = schedule.add_noise(batch.values, noise, steps)
-    condition = model.condition(conditioning_channels(batch, cond_mask), cond_mask, batch.positions)
-    eps_hat = model((x_t * ~cond_mask).unsqueeze(1), steps, condition).squeeze(1)
-    weight = target.to(noise.dtype)
-    return ((eps_hat - noise) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+def _lr_factor(progress: float) -> float:
+    return 0.01 if progress >= 0.9 else 0.1 if progress >= 0.75 else 1.0
 
 
-def train_denoiser(
-    model: CSDIDenoiser,
-    schedule: NoiseSchedule,
+def train(
+    model: nn.Module,
+    loss_fn: LossFn,
     windows: Windows,
     config: TrainConfig,
     *,
-    validation: Validation | None = None,
+    validate: ScoreFn | None = None,
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    desc: str = "training",
 ) -> TrainHistory:
-    """Fit ``model`` in place; keeps the weights of the best validation epoch when there is one."""
+    """Fit ``model`` in place on ``windows``; returns its history.
+
+    With ``validate`` the weights of the best-scoring check are kept, the untrained weights
+    included (a task whose untrained model is a sensible estimate, such as a zero residual on a
+    first guess, then never ends worse than it started), and early stopping applies; without it
+    the final weights are kept.
+    """
     started = time.perf_counter()
     model.to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
     order = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    milestones = [int(0.75 * config.max_epochs), int(0.9 * config.max_epochs)]
-    schedule_lr = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
     scored = ema.module if ema is not None else model
-    history = TrainHistory()
-    best_loss, best_state, stale = math.inf, None, 0
-    bar = tqdm(range(config.max_epochs), desc="training", unit="epoch", disable=not progress, leave=False)
+    history = TrainHistory(stopped="max_epochs")
+    best_score, best_state, stale = math.inf, None, 0
+    if validate is not None:
+        model.eval()
+        with torch.no_grad():
+            history.initial_score = best_score = float(validate(model))
+        best_state = copy.deepcopy(model.state_dict())
+    bar = tqdm(range(config.max_epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
+    # With a budget, validation also runs mid-epoch, so that one long epoch cannot hide the best model.
+    check_every = config.time_budget / _CHECKS_PER_BUDGET if config.time_budget else math.inf
+    last_check = started
     for epoch in bar:
         model.train()
         total, count = 0.0, 0
+        out_of_time = False
         for rows in torch.randperm(len(windows), generator=order).split(config.batch_size):
+            elapsed = time.perf_counter() - started
+            if config.time_budget is not None and elapsed > config.time_budget:
+                out_of_time = True
+                break
+            spent = elapsed / config.time_budget if config.time_budget else 0.0
+            for group in optimizer.param_groups:
+                group["lr"] = config.learning_rate * _lr_factor(max(epoch / config.max_epochs, spent))
             batch = windows[rows].to(device)
-            target = make_targets(batch.observed, config.target_strategy, generator)
-            steps = torch.randint(0, schedule.n_steps, (len(batch),), generator=generator, device=device)
-            noise = torch.randn(batch.values.shape, generator=generator, device=device)
-            loss = denoising_loss(model, schedule, batch, target, steps, noise)
+            loss = loss_fn(model, batch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             optimizer.step()
             if ema is not None:
                 ema.update_parameters(model)
             total, count = total + loss.item() * len(batch), count + len(batch)
-        schedule_lr.step()
+            if validate is not None and time.perf_counter() - last_check > check_every:
+                best_score, best_state, stale = _check(validate, scored, history, epoch, best_score, best_state, stale)
+                last_check = time.perf_counter()
+                model.train()
         history.train_loss.append(total / max(count, 1))
-        val_loss = _validate(scored, schedule, validation, config.batch_size, device)
-        history.val_loss.append(val_loss)
-        bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{val_loss:.4f}")
-        if validation is None:
-            continue
-        if val_loss < best_loss:
-            best_loss, best_state, stale = val_loss, copy.deepcopy(scored.state_dict()), 0
-            history.best_epoch = epoch
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
+        epoch_end = (epoch + 1) % config.validate_every == 0 or epoch + 1 == config.max_epochs or out_of_time
+        score = math.nan
+        if validate is not None and epoch_end and count > 0:
+            best_score, best_state, stale = _check(validate, scored, history, epoch, best_score, best_state, stale)
+            score = history.last_score
+            last_check = time.perf_counter()
+        history.val_score.append(score)
+        bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{score:.4f}")
+        if out_of_time or (config.time_budget is not None and time.perf_counter() - started > config.time_budget):
+            history.stopped = "time_budget"
+            break
+        if stale >= config.patience:
+            history.stopped = "early_stopping"
+            break
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())
     if best_state is not None:
         model.load_state_dict(best_state)
+    model.eval()
     history.seconds = time.perf_counter() - started
     return history
-
-
-@torch.no_grad()
-def _validate(model, schedule, validation: Validation | None, batch_size: int, device) -> float:
-    if validation is None:
-        return math.nan
-    model.eval()
-    total, weight = 0.0, 0.0
-    for rows in torch.arange(len(validation.windows)).split(batch_size):
-        batch = validation.windows[rows].to(device)
-        target = validation.target[rows].to(device)
-        loss = denoising_loss(
-            model, schedule, batch, target, validation.steps[rows].to(device), validation.noise[rows].to(device)
-        )
-        cells = float(target.sum())
-        total, weight = total + loss.item() * cells, weight + cells
-    return total / max(weight, 1.0)

@@ -4,6 +4,11 @@ Tensor shapes: windows are ``(batch, features, length)``; while sampling, draws 
 ``(batch, samples, features, length)``; inside, activations are channels-last. What does not depend on the diffusion step (the projected
 conditioning values and the side information) is computed once per window by ``condition`` and
 broadcast over samples and steps, so a sampling step costs only the noisy-input path.
+
+Guess and residual. With a ``guess`` module (``nn.guess``) the denoiser sees the first guess of
+every cell as one more conditioning channel and the diffusion runs over the residual
+``(x - guess) / residual_scale``: the per-feature scale (a buffer set at fit time to the spread of
+the guess's errors) gives the residual unit variance, as the noise schedule assumes.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class Condition:
 
     input_bias: torch.Tensor
     side: list[torch.Tensor]
+    guess: torch.Tensor | None = None
 
 
 class ResidualLayer(nn.Module):
@@ -70,8 +76,10 @@ class CSDIDenoiser(nn.Module):
     Parameters
     ----------
     n_features: number of features ``K`` (fixes the learned feature embedding).
-    n_cond_channels: conditioning channels per cell; channel 0 holds the observed values
-        (zero where not conditioned), further channels can carry priors such as a coarse estimate.
+    n_cond_channels: conditioning channels per cell passed to ``condition``; channel 0 holds the
+        observed values (zero where not conditioned).
+    guess: optional first-guess module; its estimate becomes one more conditioning channel and the
+        diffusion runs over the residual (see the module notes).
     """
 
     def __init__(
@@ -86,15 +94,18 @@ class CSDIDenoiser(nn.Module):
         d_feature: int = 16,
         n_cond_channels: int = 1,
         dropout: float = 0.1,
+        guess: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.guess = guess
+        self.register_buffer("residual_scale", torch.ones(n_features, 1))
         self.n_features = n_features
         self.channels = channels
         self.d_time = d_time
         side_dim = d_time + d_feature + 1  # time, feature, conditional mask
         self.step_embedding = StepEmbedding(d_step)
         self.feature_embedding = nn.Embedding(n_features, d_feature)
-        self.cond_input = nn.Linear(n_cond_channels, channels)
+        self.cond_input = nn.Linear(n_cond_channels + (guess is not None), channels)
         self.noisy_input = nn.Linear(1, channels, bias=False)
         self.layers = nn.ModuleList(
             ResidualLayer(channels, d_step, side_dim, n_heads, ff_dim, dropout) for _ in range(n_layers)
@@ -115,6 +126,10 @@ class CSDIDenoiser(nn.Module):
         batch, _, n_features, length = cond_channels.shape
         if n_features != self.n_features:
             raise ValueError(f"denoiser was built for {self.n_features} features, got {n_features}")
+        guess = None
+        if self.guess is not None:
+            guess = self.guess(cond_channels[:, 0], cond_mask, positions)
+            cond_channels = torch.cat([cond_channels, guess.unsqueeze(1)], dim=1)
         time = sinusoidal(positions, self.d_time).unsqueeze(1)  # (batch, 1, length, d_time)
         feature = self.feature_embedding.weight.view(1, n_features, 1, -1)
         side = torch.cat(
@@ -128,7 +143,24 @@ class CSDIDenoiser(nn.Module):
         return Condition(
             input_bias=self.cond_input(cond_channels.permute(0, 2, 3, 1)),
             side=[layer.side_projection(side) for layer in self.layers],
+            guess=guess,
         )
+
+    def to_residual(self, values: torch.Tensor, condition: Condition) -> torch.Tensor:
+        """What the diffusion runs over: ``(values - guess) / residual_scale``; ``values`` is
+        ``(batch, features, length)`` or ``(batch, samples, features, length)``."""
+        guess = self._guess_like(values, condition)
+        return (values - guess) / self.residual_scale
+
+    def from_residual(self, residual: torch.Tensor, condition: Condition) -> torch.Tensor:
+        """Inverse of ``to_residual``."""
+        return self._guess_like(residual, condition) + residual * self.residual_scale
+
+    @staticmethod
+    def _guess_like(like: torch.Tensor, condition: Condition) -> torch.Tensor | float:
+        if condition.guess is None:
+            return 0.0
+        return condition.guess if like.dim() == 3 else condition.guess.unsqueeze(1)
 
     def forward(self, x_noisy: torch.Tensor, steps: torch.Tensor, condition: Condition) -> torch.Tensor:
         """Predict the noise. x_noisy: ``(batch, samples, features, length)``; steps: ``(batch * samples,)``

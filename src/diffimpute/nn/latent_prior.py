@@ -16,44 +16,16 @@ graph adds a Laplacian smoothness penalty on the reconstruction across features.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from diffimpute.nn.csdi import Condition, CSDIDenoiser
-
-PriorMode = Literal["channel", "faithful"]
-PRIOR_MODES: tuple[str, ...] = ("channel", "faithful")
+from diffimpute.data.batch import Windows
+from diffimpute.nn.guess import interpolate_gaps
 
 
 # ------------------------------------------------------------------------- helpers
-
-
-def interpolate_gaps(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation along time of the cells where ``mask`` is False.
-
-    values, mask: ``(batch, features, length)``. Gaps at the ends take the nearest observed value;
-    a feature with no observed cell in the window becomes 0 (the feature mean in scaled units).
-    Observed cells are returned unchanged. Vectorised: no Python loop over rows.
-    """
-    length = values.shape[-1]
-    steps = torch.arange(length, device=values.device).expand_as(values)
-    before = torch.where(mask, steps, -1).cummax(dim=-1).values
-    after = torch.where(mask, steps, length).flip(-1).cummin(dim=-1).values.flip(-1)
-    has_before, has_after = before >= 0, after < length
-    left = values.gather(-1, before.clamp(min=0))
-    right = values.gather(-1, after.clamp(max=length - 1))
-    weight = (steps - before).to(values.dtype) / (after - before).clamp(min=1).to(values.dtype)
-    between = left + weight * (right - left)
-    filled = torch.where(
-        has_before & has_after,
-        between,
-        torch.where(has_before, left, torch.where(has_after, right, torch.zeros_like(values))),
-    )
-    return torch.where(mask, values, filled)
 
 
 def graph_laplacian(adjacency: torch.Tensor) -> torch.Tensor:
@@ -115,11 +87,13 @@ class LatentPrior(nn.Module):
         self.encoder = _conv_stack(2 * n_features, hidden, 2 * latent_dim, n_layers, kernel)
         self.decoder = _conv_stack(latent_dim, hidden, n_features, n_layers, kernel)
 
-    def encode(self, values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(
+        self, values: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance ``(batch, latent, length)`` of q(z | observed cells)."""
         if values.shape[1] != self.n_features:
             raise ValueError(f"latent prior was built for {self.n_features} features, got {values.shape[1]}")
-        filled = interpolate_gaps(values, mask)
+        filled = interpolate_gaps(values, mask, positions)
         stats = self.encoder(torch.cat([filled, mask.to(values.dtype)], dim=1))
         mean, log_var = stats.chunk(2, dim=1)
         return mean, log_var.clamp(-10.0, 10.0)
@@ -129,11 +103,15 @@ class LatentPrior(nn.Module):
         return self.decoder(latent)
 
     def forward(
-        self, values: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        values: torch.Tensor,
+        mask: torch.Tensor,
+        positions: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> PriorOutput:
         """With a ``generator`` the latent is a reparameterised draw (training); without one it is
         the posterior mean, so the coarse estimate is deterministic."""
-        mean, log_var = self.encode(values, mask)
+        mean, log_var = self.encode(values, mask, positions)
         latent = mean
         if generator is not None:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
@@ -141,123 +119,35 @@ class LatentPrior(nn.Module):
         return PriorOutput(self.decode(latent), mean, log_var)
 
     @torch.no_grad()
-    def coarse(self, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def coarse(self, values: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """Deterministic coarse estimate ``(batch, features, length)`` from the cells where ``mask``."""
-        return self(values * mask, mask).coarse
-
-
-@dataclass
-class PriorConfig:
-    """Training settings of the prior; see ``LatentDiffusionImputer`` for their meaning to a user."""
-
-    epochs: int = 50
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    kl_weight: float = 1e-3
-    graph_weight: float = 0.1
-
-
-@dataclass
-class PriorHistory:
-    """Mean training loss per epoch (reconstruction + weighted KL + weighted graph term)."""
-
-    loss: list[float] = field(default_factory=list)
-    seconds: float = 0.0
+        return self(values * mask, mask, positions).coarse
 
 
 def prior_loss(
     model: LatentPrior,
-    values: torch.Tensor,
-    observed: torch.Tensor,
+    batch: Windows,
     generator: torch.Generator,
-    config: PriorConfig,
+    *,
+    kl_weight: float,
+    graph_weight: float = 0.0,
     laplacian: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Masked reconstruction: hide a share ``U[0, 1)`` of each window's observed cells (as the
     diffusion stage's random targets do), reconstruct, score on every observed cell."""
-    batch = values.shape[0]
-    ratio = torch.rand(batch, 1, 1, generator=generator, device=values.device)
+    values, observed = batch.values, batch.observed
+    ratio = torch.rand(len(batch), 1, 1, generator=generator, device=values.device)
     hidden = (torch.rand(values.shape, generator=generator, device=values.device) < ratio) & observed
     visible = observed & ~hidden
-    out = model(values * visible, visible, generator)
+    out = model(values * visible, visible, batch.positions, generator)
     weight = observed.to(values.dtype)
     reconstruction = ((out.coarse - values) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
-    loss = reconstruction + config.kl_weight * out.kl()
-    if laplacian is not None and config.graph_weight > 0:
+    loss = reconstruction + kl_weight * out.kl()
+    if laplacian is not None and graph_weight > 0:
         # tr(X^T L X) per time step: neighbouring features should have similar coarse values.
         smooth = torch.einsum("bil,ij,bjl->", out.coarse, laplacian, out.coarse) / out.coarse[:, 0].numel()
-        loss = loss + config.graph_weight * smooth
+        loss = loss + graph_weight * smooth
     return loss
-
-
-def train_prior(
-    model: LatentPrior,
-    values: torch.Tensor,
-    observed: torch.Tensor,
-    config: PriorConfig,
-    *,
-    seed: int = 0,
-    device: torch.device | str = "cpu",
-    laplacian: torch.Tensor | None = None,
-) -> PriorHistory:
-    """Fit ``model`` in place on windows ``values``/``observed`` ``(n, features, length)``; seeded."""
-    started = time.perf_counter()
-    model.to(device).train()
-    generator = torch.Generator(device=device).manual_seed(seed)
-    order = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    laplacian = None if laplacian is None else laplacian.to(device)
-    history = PriorHistory()
-    for _ in range(config.epochs):
-        total, count = 0.0, 0
-        for rows in torch.randperm(len(values), generator=order).split(config.batch_size):
-            batch_values, batch_observed = values[rows].to(device), observed[rows].to(device)
-            loss = prior_loss(model, batch_values, batch_observed, generator, config, laplacian)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            total, count = total + loss.item() * len(rows), count + len(rows)
-        history.loss.append(total / max(count, 1))
-    model.eval()
-    history.seconds = time.perf_counter() - started
-    return history
-
-
-class PriorConditionedDenoiser(CSDIDenoiser):
-    """A CSDI denoiser whose conditioning includes the latent prior's coarse estimate.
-
-    The coarse estimate is computed inside ``condition`` from the conditioning cells only (channel
-    0 and ``cond_mask``), so during training it never sees the values of the targets it helps to
-    predict, and training and sampling see the prior computed the same way. The prior is frozen
-    (trained beforehand by ``train_prior``); its weights live in this module's state dict.
-
-    prior_mode:
-        ``"channel"``: the coarse estimate of every cell is one more conditioning channel; the
-        network learns how far to trust it.
-        ``"faithful"``: as in LSSDM, the coarse values stand in as pseudo-observations: channel 0
-        holds the observed values at conditioning cells and the coarse values everywhere else.
-    """
-
-    def __init__(self, prior: LatentPrior, prior_mode: PriorMode = "channel", **denoiser_kwargs) -> None:
-        if prior_mode not in PRIOR_MODES:
-            raise ValueError(f"prior_mode must be one of {PRIOR_MODES}, got {prior_mode!r}")
-        extra = 1 if prior_mode == "channel" else 0
-        n_cond = denoiser_kwargs.pop("n_cond_channels", 1) + extra
-        super().__init__(n_cond_channels=n_cond, **denoiser_kwargs)
-        self.prior_mode = prior_mode
-        self.prior = prior
-        self.prior.requires_grad_(False)
-
-    def condition(self, cond_channels: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor) -> Condition:
-        given = cond_channels[:, 0]
-        coarse = self.prior.coarse(given, cond_mask)
-        if self.prior_mode == "channel":
-            channels = torch.cat([cond_channels, coarse.unsqueeze(1)], dim=1)
-        else:
-            pseudo = torch.where(cond_mask, given, coarse).unsqueeze(1)
-            channels = torch.cat([pseudo, cond_channels[:, 1:]], dim=1)
-        return super().condition(channels, cond_mask, positions)
 
 
 def default_latent_dim(n_features: int) -> int:

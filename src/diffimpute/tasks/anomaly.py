@@ -26,7 +26,6 @@ the code's random 70 % point masks available as ``train_masks="random"``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +36,6 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
 from diffimpute import __version__
 from diffimpute._validation import check_positive_int
@@ -48,7 +46,7 @@ from diffimpute.data.windowing import stitch
 from diffimpute.diffusion.samplers import DDIMSampler, DDPMSampler, SamplerKind, make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
 from diffimpute.engine.checkpoint import load_checkpoint, save_checkpoint
-from diffimpute.engine.trainer import TrainHistory
+from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.grating import (
     TrainMasks,
     check_train_masks,
@@ -63,7 +61,7 @@ from diffimpute.postprocess.thresholds import (
     ScoreThreshold,
     SPOTThreshold,
 )
-from diffimpute.tasks.imputer import DeviceName, resolve_device
+from diffimpute.tasks.estimator import DeviceName, resolve_device
 
 Ensemble = Literal["vote", "mean"]
 ErrorReduction = Literal["max", "sum"]
@@ -362,32 +360,12 @@ class ImDiffusionDetector(BaseEstimator):
         return torch.where(hidden, x_t, noised)
 
     def _train(self, windows: Windows, device: torch.device) -> TrainHistory:
-        started = time.perf_counter()
-        model, schedule = self.model_.to(device), self._noise_schedule()
-        generator = torch.Generator(device=device).manual_seed(self.random_state)
-        order = torch.Generator().manual_seed(self.random_state)
-        epochs = check_positive_int(self.max_epochs, "max_epochs")
-        optimizer = torch.optim.AdamW(model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
-        lr_schedule = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=[int(0.75 * epochs), int(0.9 * epochs)], gamma=0.1
-        )
-        history = TrainHistory()
-        for _ in tqdm(range(epochs), desc="training", unit="epoch", disable=not self.verbose, leave=False):
-            model.train()
-            total, count = 0.0, 0
-            for rows in torch.randperm(len(windows), generator=order).split(check_positive_int(self.batch_size, "batch_size")):
-                batch = windows[rows].to(device)
-                loss = self._loss(batch, schedule, generator)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                total, count = total + loss.item() * len(batch), count + len(batch)
-            lr_schedule.step()
-            history.train_loss.append(total / max(count, 1))
-            history.val_loss.append(math.nan)
-        history.seconds = time.perf_counter() - started
-        return history
+        schedule = self._noise_schedule()
+        config = TrainConfig(max_epochs=check_positive_int(self.max_epochs, "max_epochs"),
+                             batch_size=check_positive_int(self.batch_size, "batch_size"),
+                             learning_rate=self.learning_rate, weight_decay=self.weight_decay)
+        return train(self.model_, lambda model, batch, generator: self._loss(batch, schedule, generator), windows,
+                     config, seed=self.random_state, device=device, progress=self.verbose)
 
     def _loss(self, batch: Windows, schedule: NoiseSchedule, generator: torch.Generator) -> torch.Tensor:
         """Noise-prediction MSE on the hidden cells of a batch."""

@@ -20,11 +20,14 @@ class ImputationResult:
     the observed value in every draw. ``missing``: ``(series, time, features)`` True where imputed.
     Point summaries come back in the type of the data passed in (DataFrame or array, same shape,
     index, columns and dtypes) with observed cells untouched.
+    ``guess``: the first estimate the diffusion model refined (interpolation or the latent
+    prior's coarse reconstruction), in the same type; None for ``guess="none"``.
     """
 
     samples: np.ndarray
     missing: np.ndarray
     data: pd.DataFrame | np.ndarray
+    guess: pd.DataFrame | np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:

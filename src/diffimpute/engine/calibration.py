@@ -1,0 +1,108 @@
+"""Split-conformal calibration of the samples' spread, so that intervals cover what they claim.
+
+A briefly trained diffusion model is usually over- or under-confident: its draws cluster too
+tightly (or too loosely) around their median. On held-out cells whose truth is known we find,
+for each cell, the spread factor ``s`` its central interval needs to contain the truth, and take
+the conformal quantile of those factors; ``median + s * (draws - median)`` then covers the
+requested share. The median is unchanged, so point accuracy is unaffected.
+
+Factors are kept per feature and per *gap length* (Mondrian conformal prediction): a cell next to
+an observed value and a cell in the middle of a long outage need different widening, and a single
+factor would over-cover the first and under-cover the second. The gap length of a cell is its
+distance in steps to the nearest conditioning cell of the same feature in its window.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+GAP_EDGES = (1, 2, 4, 8)  # bins: 1, 2, 3-4, 5-8, longer
+N_GAP_BINS = len(GAP_EDGES) + 1
+_MIN_CELLS_PER_FEATURE = 100
+_MIN_CELLS_PER_BIN = 30
+
+
+def gap_bins(given: np.ndarray) -> np.ndarray:
+    """Gap-length bin ``0 .. N_GAP_BINS - 1`` of every cell; ``given`` is ``(..., length)`` bool.
+
+    Given cells are in bin 0 (they are never rescaled); a row with no given cell is in the last bin.
+    """
+    length = given.shape[-1]
+    steps = np.broadcast_to(np.arange(length), given.shape)
+    before = np.maximum.accumulate(np.where(given, steps, -length * 4), axis=-1)
+    after = np.flip(np.minimum.accumulate(np.flip(np.where(given, steps, length * 5), -1), axis=-1), -1)
+    distance = np.minimum(steps - before, after - steps)
+    return np.searchsorted(np.asarray(GAP_EDGES), distance, side="left").clip(0, N_GAP_BINS - 1)
+
+
+def needed_scales(samples: np.ndarray, truth: np.ndarray, level: float) -> np.ndarray:
+    """Per cell, the spread factor whose ``level`` interval just reaches the truth.
+
+    samples: ``(n_samples, cells)``; truth: ``(cells,)``. The interval's half-width is measured
+    as the Gaussian quantile times the draws' standard deviation rather than by their extreme
+    quantiles, so a factor fitted with few draws (as at ``fit``) holds for many (as at ``impute``).
+    Infinite where the draws have no spread.
+    """
+    median = np.median(samples, axis=0)
+    half_width = NormalDist().inv_cdf(0.5 + level / 2) * samples.std(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        needed = np.abs(truth - median) / half_width
+    return np.where(np.isfinite(needed), needed, np.inf)
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The ``ceil((n + 1) level) / n`` empirical quantile: the split-conformal guarantee.
+
+    Infinite scores count as misses; if the quantile itself is infinite the largest finite score
+    is returned (the best any factor can do).
+    """
+    n = len(scores)
+    if n == 0:
+        return 1.0
+    rank = min(n, math.ceil((n + 1) * level))
+    value = float(np.sort(scores)[rank - 1])
+    return value if np.isfinite(value) else float(np.max(scores[np.isfinite(scores)], initial=1.0))
+
+
+def spread_table(
+    samples: np.ndarray, truth: np.ndarray, feature: np.ndarray, gap_bin: np.ndarray, n_features: int, level: float
+) -> np.ndarray:
+    """Spread factors ``(n_features, N_GAP_BINS)`` from held-out cells.
+
+    samples ``(n_samples, cells)``; truth, feature, gap_bin ``(cells,)``. A (feature, bin) pair
+    with fewer than 100 cells takes the factor of its bin over all features, a bin with fewer
+    than 30 cells that of the nearest shorter bin (or of all cells when there is none).
+    """
+    needed = needed_scales(samples, truth, level)
+    overall = conformal_quantile(needed, level)
+    pooled = np.full(N_GAP_BINS, np.nan)
+    for b in range(N_GAP_BINS):
+        own = needed[gap_bin == b]
+        if len(own) >= _MIN_CELLS_PER_BIN:
+            pooled[b] = conformal_quantile(own, level)
+    for b in range(N_GAP_BINS):
+        if np.isnan(pooled[b]):
+            shorter = pooled[:b][~np.isnan(pooled[:b])]
+            pooled[b] = shorter[-1] if len(shorter) else overall
+    table = np.tile(pooled, (n_features, 1))
+    for j in range(n_features):
+        for b in range(N_GAP_BINS):
+            own = needed[(feature == j) & (gap_bin == b)]
+            if len(own) >= _MIN_CELLS_PER_FEATURE:
+                table[j, b] = conformal_quantile(own, level)
+    return table
+
+
+def cell_scales(table: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """The factor of every cell of windows ``given (windows, features, length)`` from ``table``."""
+    features = np.broadcast_to(np.arange(table.shape[0])[None, :, None], given.shape)
+    return table[features, gap_bins(given)]
+
+
+def rescale(samples: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """``median + scales * (samples - median)`` along axis 0; ``scales`` broadcasts against one draw."""
+    median = np.median(samples, axis=0, keepdims=True)
+    return median + scales * (samples - median)

@@ -1,0 +1,91 @@
+"""What every diffusion estimator shares: device choice, seeding, and one model-file format.
+
+A task subclasses ``DiffusionEstimator`` and supplies ``_state`` (the JSON-able fitted state and
+extra tensors) and ``_restore`` (its inverse, before the network's weights are loaded);
+``save`` and ``load`` are written once here, so every estimator's files are alike: weights in
+safetensors under ``denoiser.``, everything else in the JSON header, nothing pickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from diffimpute import __version__
+from diffimpute.engine.checkpoint import load_checkpoint, save_checkpoint
+
+DeviceName = Literal["auto", "cpu", "cuda"] | str
+_PREFIX = "denoiser."
+Estimator = TypeVar("Estimator", bound="DiffusionEstimator")
+
+
+def resolve_device(device: DeviceName) -> torch.device:
+    """``"auto"`` picks CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was requested but CUDA is not available; use device='auto' or 'cpu'")
+    return resolved
+
+
+def check_choice(value: object, options: tuple, name: str) -> None:
+    """An unknown string option is a ValueError naming the valid set."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+
+
+class DiffusionEstimator(BaseEstimator):
+    """Base of the diffusion estimators; the fitted network lives in ``model_``."""
+
+    random_state: int
+    device: DeviceName
+
+    @contextmanager
+    def _seeded(self, device: torch.device) -> Iterator[None]:
+        """Initialise weights from ``random_state`` without disturbing the caller's global RNG."""
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.random_state)
+            yield
+
+    def _state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """Fitted state beyond the network: JSON metadata and extra tensors."""
+        raise NotImplementedError
+
+    def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
+        """Inverse of ``_state``; must leave ``self.model_`` built (weights are loaded after)."""
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted estimator to one file: weights as safetensors, the rest as JSON."""
+        check_is_fitted(self, "model_")
+        state, extra = self._state()
+        metadata = {"estimator": type(self).__name__, "library_version": __version__,
+                    "params": self.get_params(), **state}
+        tensors = {f"{_PREFIX}{name}": t for name, t in self.model_.state_dict().items()}
+        save_checkpoint(path, {**tensors, **extra}, metadata)
+
+    @classmethod
+    def load(cls: type[Estimator], path: str | Path) -> Estimator:
+        """Rebuild a saved estimator; no code in the file is ever executed."""
+        tensors, metadata = load_checkpoint(path)
+        if metadata.get("estimator") != cls.__name__:
+            raise ValueError(f"{path} holds a {metadata.get('estimator')!r}, not a {cls.__name__}")
+        estimator = cls(**metadata["params"])
+        estimator._restore(metadata, {k: v for k, v in tensors.items() if not k.startswith(_PREFIX)})
+        weights = {k[len(_PREFIX):]: v for k, v in tensors.items() if k.startswith(_PREFIX)}
+        try:
+            estimator.model_.load_state_dict(weights)
+        except RuntimeError as error:
+            raise ValueError(f"{path} has weights that do not match its config ({error}); re-create the model") from None
+        estimator.model_.eval()
+        return estimator

@@ -1,0 +1,131 @@
+"""The imputer refines a first guess: an untrained model returns the guess, the guess never sees
+targets, intervals are calibrated, draws respect each feature's domain, the time budget holds,
+and every task trains through the one engine."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import diffimpute.engine.trainer as trainer
+from diffimpute import DiffusionImputer, ImDiffusionDetector
+from diffimpute.engine.calibration import conformal_quantile, gap_bins, needed_scales, rescale
+from diffimpute.nn.csdi import CSDIDenoiser
+from diffimpute.nn.guess import InterpolationGuess
+from tests.conftest import TINY, structured, with_gaps
+
+
+def test_an_untrained_model_imputes_exactly_its_guess(frame: pd.DataFrame) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it cannot beat its guess, and says so
+        imputer = DiffusionImputer(**{**TINY, "max_epochs": 1, "learning_rate": 0.0}).fit(frame)
+    result = imputer.impute(frame, n_samples=4)
+    np.testing.assert_allclose(result.median().to_numpy(), result.guess.to_numpy(), atol=1e-5)
+    # No learned spread, so the draws spread by the guess's own error scale around it.
+    assert np.ptp(result.samples, axis=0)[result.missing].min() > 0
+    expected = frame.interpolate(method="time", limit_direction="both")
+    np.testing.assert_allclose(result.guess.to_numpy(), expected.to_numpy(), atol=1e-5)
+
+
+def test_the_guess_never_sees_target_values() -> None:
+    torch.manual_seed(0)
+    denoiser = CSDIDenoiser(3, channels=8, n_layers=1, n_heads=2, guess=InterpolationGuess())
+    values = torch.randn(4, 3, 12)
+    cond = torch.rand(4, 3, 12) < 0.5
+    positions = torch.arange(12.0).expand(4, 12)
+    changed = torch.where(cond, values, values * 7.0 + 3.0)  # new truths at every target cell
+    a = denoiser.condition((values * cond).unsqueeze(1), cond, positions)
+    b = denoiser.condition((changed * cond).unsqueeze(1), cond, positions)
+    assert torch.equal(a.guess, b.guess) and torch.equal(a.input_bias, b.input_bias)
+
+
+def test_ninety_percent_intervals_cover_85_to_95_percent_of_hidden_cells() -> None:
+    """A smooth signal plus independent noise: the hidden value's distribution is known (signal
+    plus N(0, 0.3^2)), so a calibrated 90 % interval must hold about 90 % of the truths."""
+    rng = np.random.default_rng(11)
+    t = np.arange(720)
+    signal = np.stack([np.sin(2 * np.pi * t / 48), np.cos(2 * np.pi * t / 48)], axis=1)
+    truth = signal + 0.3 * rng.standard_normal(signal.shape)
+    gappy, hidden = with_gaps(truth, 0.2, seed=12)
+    imputer = DiffusionImputer(**{**TINY, "max_epochs": 15, "n_samples": 32}).fit(gappy)
+    lower, upper = imputer.impute(gappy).interval(0.1)
+    covered = ((truth >= lower) & (truth <= upper))[hidden]
+    assert 0.85 <= covered.mean() <= 0.95, covered.mean()
+    assert 0.8 <= imputer.validation_["coverage90"] <= 1.0
+
+
+def test_calibration_finds_the_factor_that_covers_the_requested_share() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal(4000)
+    samples = 0.2 * rng.standard_normal((200, 4000))  # five times too narrow
+    factor = conformal_quantile(needed_scales(samples, truth, 0.9), 0.9)
+    assert 4.0 < factor < 6.0
+    wide = rescale(samples, np.array([factor]))
+    lower, upper = np.quantile(wide, [0.05, 0.95], axis=0)
+    assert 0.88 <= ((truth >= lower) & (truth <= upper)).mean() <= 0.92
+
+
+def test_gap_bins_measure_the_distance_to_the_nearest_given_cell() -> None:
+    given = np.array([[True, False, False, False, False, False, False, False, False, False, False, True]])
+    # distances 0,1,2,3,4,5,5,4,3,2,1,0 -> bins: 1 -> 0, 2 -> 1, 3-4 -> 2, 5-8 -> 3
+    assert gap_bins(given).tolist() == [[0, 0, 1, 2, 2, 3, 3, 2, 2, 1, 0, 0]]
+    assert gap_bins(np.zeros((1, 5), dtype=bool)).tolist() == [[4] * 5]
+
+
+def test_nonnegative_features_stay_nonnegative_and_integer_columns_integral() -> None:
+    rng = np.random.default_rng(3)
+    t = np.arange(240)
+    rain = np.maximum(0.0, rng.gamma(0.3, 2.0, 240) - 0.3)  # mostly zeros, never negative
+    counts = rng.poisson(3 + 2 * np.sin(t / 10)).astype(float)
+    temperature = np.sin(t / 12) * 5 - 1
+    frame = pd.DataFrame({"rain": rain, "counts": counts, "temp": temperature})
+    gappy = frame.mask(rng.random(frame.shape) < 0.3)
+    draws = DiffusionImputer(**{**TINY, "max_epochs": 2}).fit(gappy).impute(gappy, n_samples=8).samples
+    assert draws[..., 0].min() >= 0.0
+    assert np.array_equal(draws[..., 1], np.round(draws[..., 1]))
+    assert draws[..., 2].min() < 0.0  # a feature with negative values is left alone
+    free = DiffusionImputer(**{**TINY, "max_epochs": 2, "keep_integers": False}).fit(gappy)
+    assert not np.array_equal(*(lambda d: (d, np.round(d)))(free.impute(gappy, n_samples=8).samples[..., 1]))
+
+
+def test_time_budget_stops_training_and_keeps_a_usable_model(frame: pd.DataFrame) -> None:
+    started = time.perf_counter()
+    imputer = DiffusionImputer(**{**TINY, "max_epochs": 10_000, "patience": 10_000, "time_budget": 2.0}).fit(frame)
+    assert time.perf_counter() - started < 20
+    assert imputer.history_.stopped == "time_budget"
+    assert 0 < len(imputer.history_.train_loss) < 10_000
+    assert not imputer.transform(frame).isna().any().any()
+
+
+def test_validation_reports_model_and_guess_on_held_out_cells(fitted: DiffusionImputer) -> None:
+    report = fitted.validation_
+    assert report["cells"] > 0 and {"mae", "crps", "coverage90", "guess_mae"} <= set(report)
+    assert np.isfinite(fitted.history_.val_score).any()
+
+
+def test_fit_warns_naming_both_figures_when_the_model_does_not_beat_its_guess(frame: pd.DataFrame) -> None:
+    with pytest.warns(UserWarning, match=r"MAE .* vs guess"):
+        DiffusionImputer(**{**TINY, "max_epochs": 1, "learning_rate": 0.0}).fit(frame)
+
+
+def test_every_task_trains_through_the_one_engine(frame: pd.DataFrame, monkeypatch) -> None:
+    calls: list[str] = []
+    original = trainer.train
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("desc", "training"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train", counting)
+    for module in ("diffimpute.tasks.imputer", "diffimpute.tasks.anomaly"):
+        monkeypatch.setattr(f"{module}.train", counting)
+    DiffusionImputer(**{**TINY, "max_epochs": 1, "guess": "latent", "prior_epochs": 1}).fit(frame)
+    ImDiffusionDetector(window=16, stride=8, n_segments=4, channels=8, n_layers=1, n_heads=2, max_epochs=1,
+                        sampler="ddim", sampling_steps=2, device="cpu",
+                        verbose=False).fit(pd.DataFrame(structured(200, 3)))
+    assert calls == ["training prior", "training", "training"]
