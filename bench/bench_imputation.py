@@ -1,20 +1,26 @@
-"""Side-by-side imputation benchmark: diffimpute vs baselines vs PyPOTS CSDI and SAITS.
+"""Side-by-side imputation benchmark: diffimpute vs linear interpolation vs PyPOTS SAITS and CSDI.
 
-Same data, same masks, same machine, one run. Run it in the benchmark environment (PyPOTS is a
-peer, not a dependency; see bench/README.md):
+Same data, same masks, same test windows, same machine. Every model trains on the training split
+(its natural missingness only) and imputes the *test* split under each mask; settings were chosen
+on the validation split (``tune_imputer.py``), never here. Scores are on z-scored values at the
+hidden cells. Two parts run as separate processes, one core each, so that they can run side by
+side on a 2-core machine; ``--report`` merges them:
 
-    OMP_NUM_THREADS=1 /work/bench-venv/bin/python bench/bench_imputation.py --epochs 20
+    OMP_NUM_THREADS=1 python bench/bench_imputation.py --part ours &
+    OMP_NUM_THREADS=1 /work/bench-venv/bin/python bench/bench_imputation.py --part peers &
+    wait; python bench/bench_imputation.py --report
 
-Every method is trained once per dataset on the training split (its natural missingness only) and
-imputes the test split under each mask; scores are on z-scored values at the hidden cells.
-Prints one table per dataset with MAE, CRPS (normalised 19-quantile, as CSDI/PyPOTS report, and
-exact sample CRPS), coverage of the 90 % interval, fit and impute seconds, imputed values per second
-(cells of the test windows, as PyPOTS' throughput figures count them) and ratios to PyPOTS CSDI.
+``ours``: the default ``DiffusionImputer`` (its default 120 s time budget) on every seed, plus two
+ablations on the first seed: ``csdi-objective`` (no guess, noise prediction, no calibration:
+CSDI's objective in our engine) and ``lssdm`` (the latent prior as the guess). ``peers``: PyPOTS
+1.5 SAITS (every seed) and CSDI (first seed; its 50-step sampling is slow on a CPU), each given
+as many epochs as fill the same wall-clock training budget, measured from a one-epoch run.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -25,128 +31,119 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from datasets import load_etth1, load_physionet2012  # noqa: E402
+from common import load_split, masked_inputs, score, subsample  # noqa: E402
 
-from diffimpute import DiffusionImputer  # noqa: E402
-from diffimpute.baselines import make_baseline  # noqa: E402
-from diffimpute.masking.simulate import block, mcar  # noqa: E402
-from diffimpute.metrics.imputation import summarize  # noqa: E402
-
-MASKS = {
-    "mcar10": lambda x, rng: mcar(x, 0.1, rng),
-    "mcar50": lambda x, rng: mcar(x, 0.5, rng),
-    "mcar90": lambda x, rng: mcar(x, 0.9, rng),
-    "block": lambda x, rng: block(x, 0.1, rng, block_len=12, block_width=3),
-}
+RESULTS = Path(__file__).resolve().parent / "results"
+MAX_TEST = {"etth1": 24, "beijing": 24, "physionet": 12}
 
 
-def load(name: str, max_train: int, max_test: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    data = load_etth1(window=48) if name == "etth1" else load_physionet2012(seed=seed)
-    rng = np.random.default_rng(seed)
-
-    def take(array: np.ndarray, limit: int) -> np.ndarray:
-        if limit and len(array) > limit:
-            return array[np.sort(rng.choice(len(array), limit, replace=False))]
-        return array
-
-    return take(data["train"], max_train), data["val"][:64], take(data["test"], max_test)
+def test_windows(name: str, split: dict, seed: int) -> np.ndarray:
+    return subsample(split["test"], MAX_TEST[name], np.random.default_rng(seed))
 
 
-def score(samples: np.ndarray, truth: np.ndarray, hidden: np.ndarray) -> dict:
-    result = summarize(samples.astype(np.float64), truth.astype(np.float64), hidden)
-    return {"mae": result["mae"], "crps_q19": result["crps_quantile"], "crps": result["crps_sample"],
-            "coverage90": result["coverage"] if samples.shape[0] > 1 else np.nan}
+def run_ours(name: str, seed: int, args) -> list[dict]:
+    from diffimpute import DiffusionImputer
+    from diffimpute.baselines import make_baseline
 
-
-def run_dataset(name: str, args: argparse.Namespace) -> pd.DataFrame:
-    train, val, test = load(name, args.max_train, args.max_test, args.seed)
-    rng = np.random.default_rng(args.seed)
-    masked = {}
-    for mask_name, simulate in MASKS.items():
-        hidden = simulate(test, rng)
-        masked[mask_name] = (np.where(hidden, np.nan, test).astype(np.float32), hidden)
-    print(f"\n== {name}: train {train.shape}, test {test.shape}, observed in train "
-          f"{np.isfinite(train).mean():.1%}; epochs {args.epochs}, {args.n_samples} samples ==", flush=True)
+    split = load_split(name, seed)
+    truth = test_windows(name, split, seed)
+    masked = masked_inputs(truth, seed)
     rows = []
-    cells = test.shape[0] * test.shape[1] * test.shape[2]
-
-    def record(method, mask_name, samples, fit_s, impute_s):
-        test_input, hidden = masked[mask_name]
-        rows.append({"dataset": name, "mask": mask_name, "method": method, **score(samples, test, hidden),
-                     "fit_s": fit_s, "impute_s": impute_s, "values_per_s": cells / impute_s})
-        print(f"  {method:<18} {mask_name:<7} mae {rows[-1]['mae']:.4f} crps {rows[-1]['crps_q19']:.4f} "
-              f"fit {fit_s:7.1f}s impute {impute_s:7.2f}s", flush=True)
-
-    # diffimpute: the CSDI paper's architecture and schedule, trained for the same epochs.
-    started = time.perf_counter()
-    ours = DiffusionImputer(window=48, channels=64, n_layers=4, n_heads=8, max_epochs=args.epochs,
-                            batch_size=args.batch_size, patience=args.epochs, device=args.device,
-                            random_state=args.seed, verbose=False).fit(train)
-    fit_s = time.perf_counter() - started
-    for label, sampler, steps in [("diffimpute", "ddpm", None), ("diffimpute-ddim10", "ddim", 10)]:
-        ours.set_params(sampler=sampler, sampling_steps=steps)
-        for mask_name, (test_input, _) in masked.items():
-            started = time.perf_counter()
-            result = ours.impute(test_input, n_samples=args.n_samples, seed=args.seed)
-            record(label, mask_name, result.samples, fit_s, time.perf_counter() - started)
-
-    for method in ["linear", "knn", "mice"]:
-        fit_rows = train if method == "linear" else train[: max(1, 20000 // train.shape[1])]
+    for mask_name, (gappy, hidden) in masked.items():
         started = time.perf_counter()
-        model = make_baseline(method).fit(fit_rows)
+        filled = make_baseline("linear").fit(gappy).transform(gappy)
+        rows.append({"method": "linear", "mask": mask_name, **score(filled[None], truth, hidden), "fit_s": 0.0,
+                     "impute_s": time.perf_counter() - started, "n_samples": 1})
+    variants = {"diffimpute": {}}
+    if seed == args.seeds[0]:
+        variants["csdi-objective"] = {"guess": "none", "prediction": "epsilon", "calibrate": False}
+        variants["lssdm"] = {"guess": "latent"}
+    for label, params in variants.items():
+        started = time.perf_counter()
+        model = DiffusionImputer(random_state=seed, verbose=False, **params).fit(split["train"])
         fit_s = time.perf_counter() - started
-        for mask_name, (test_input, _) in masked.items():
+        for mask_name, (gappy, hidden) in masked.items():
             started = time.perf_counter()
-            filled = model.transform(test_input)
-            record(method, mask_name, filled[None], fit_s, time.perf_counter() - started)
-
-    if not args.skip_pypots:
-        from peers import run_pypots_csdi, run_pypots_saits
-
-        inputs = [test_input for test_input, _ in masked.values()]
-        common = {"epochs": args.epochs, "batch_size": args.batch_size, "device": args.device, "seed": args.seed}
-        csdi = run_pypots_csdi(train, None, inputs, n_samples=args.n_samples, **common)
-        saits = run_pypots_saits(train, None, inputs, **common)
-        for i, mask_name in enumerate(masked):
-            record("pypots-csdi", mask_name, csdi["samples"][i], csdi["fit_seconds"], csdi["impute_seconds"][i])
-            record("pypots-saits", mask_name, saits["imputation"][i][None], saits["fit_seconds"],
-                   saits["impute_seconds"][i])
-    return pd.DataFrame(rows)
+            result = model.impute(gappy, n_samples=args.n_samples, seed=seed)
+            rows.append({"method": label, "mask": mask_name, **score(result.samples, truth, hidden), "fit_s": fit_s,
+                         "impute_s": time.perf_counter() - started, "n_samples": args.n_samples,
+                         "epochs": len(model.history_.train_loss)})
+            print(name, seed, rows[-1], flush=True)
+    return rows
 
 
-def ratios(table: pd.DataFrame) -> pd.DataFrame:
-    reference = table[table.method == "pypots-csdi"].set_index(["dataset", "mask"])
-    if reference.empty:
-        return table
-    joined = table.join(reference[["mae", "crps_q19", "impute_s", "fit_s"]], on=["dataset", "mask"], rsuffix="_csdi")
-    table = table.assign(
-        mae_vs_csdi=joined.mae / joined.mae_csdi,
-        crps_vs_csdi=joined.crps_q19 / joined.crps_q19_csdi,
-        impute_speedup_vs_csdi=joined.impute_s_csdi / joined.impute_s,
-    )
-    return table
+def _epochs_for(budget: float, one_epoch_seconds: float) -> int:
+    return max(1, math.floor(budget / max(one_epoch_seconds, 1e-3)))
+
+
+def run_peers(name: str, seed: int, args) -> list[dict]:
+    from peers import run_pypots_csdi, run_pypots_saits
+
+    split = load_split(name, seed)
+    truth = test_windows(name, split, seed)
+    masked = masked_inputs(truth, seed)
+    inputs = [gappy for gappy, _ in masked.values()]
+    common = {"batch_size": 32, "device": "cpu", "seed": seed}
+    rows = []
+    runners = [("pypots-saits", run_pypots_saits, {})]
+    if seed == args.seeds[0]:
+        runners.append(("pypots-csdi", run_pypots_csdi, {"n_samples": args.csdi_samples}))
+    for label, runner, extra in runners:
+        probe = runner(split["train"], None, [inputs[0][:1]], epochs=1, **common, **extra)
+        epochs = _epochs_for(args.budget, probe["fit_seconds"])
+        out = runner(split["train"], None, inputs, epochs=epochs, **common, **extra)
+        for i, (mask_name, (_, hidden)) in enumerate(masked.items()):
+            samples = out["samples"][i] if "samples" in out else out["imputation"][i][None]
+            rows.append({"method": label, "mask": mask_name, **score(samples, truth, hidden),
+                         "fit_s": out["fit_seconds"], "impute_s": out["impute_seconds"][i],
+                         "n_samples": samples.shape[0], "epochs": epochs})
+            print(name, seed, rows[-1], flush=True)
+    return rows
+
+
+def report(paths: list[Path]) -> None:
+    table = pd.concat([pd.read_csv(p) for p in paths if p.exists()], ignore_index=True)
+    table["impute_s_per_sample"] = table.impute_s / table.n_samples
+    summary = table.groupby(["dataset", "mask", "method"]).agg(
+        seeds=("seed", "nunique"), mae=("mae", "mean"), mae_std=("mae", "std"), crps=("crps_q19", "mean"),
+        crps_std=("crps_q19", "std"), coverage90=("coverage90", "mean"), fit_s=("fit_s", "mean"),
+        impute_s=("impute_s", "mean"), impute_s_per_sample=("impute_s_per_sample", "mean"),
+    ).reset_index()
+    csdi = summary[summary.method == "pypots-csdi"].set_index(["dataset", "mask"])
+    if not csdi.empty:
+        joined = summary.join(csdi[["mae", "crps", "impute_s_per_sample"]], on=["dataset", "mask"], rsuffix="_csdi")
+        summary["mae_vs_csdi"] = joined.mae / joined.mae_csdi
+        summary["crps_vs_csdi"] = joined.crps / joined.crps_csdi
+        summary["speedup_per_sample_vs_csdi"] = joined.impute_s_per_sample_csdi / joined.impute_s_per_sample
+    best_peer = summary[summary.method.isin(["linear", "pypots-saits", "pypots-csdi"])].groupby(["dataset", "mask"]).mae.min()
+    summary["mae_vs_best_peer"] = summary.mae / summary.join(best_peer, on=["dataset", "mask"], rsuffix="_best").mae_best
+    summary.to_csv(RESULTS / "imputation_summary.csv", index=False)
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_rows", 200):
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", default="etth1,physionet")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--n-samples", type=int, default=10)
-    parser.add_argument("--max-train", type=int, default=0, help="Subsample training windows (0 = all).")
-    parser.add_argument("--max-test", type=int, default=0, help="Subsample test windows (0 = all).")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-pypots", action="store_true")
-    parser.add_argument("--out", default="bench/results/imputation.csv")
+    parser.add_argument("--part", choices=["ours", "peers"])
+    parser.add_argument("--report", action="store_true")
+    parser.add_argument("--datasets", default="etth1,beijing,physionet")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--budget", type=float, default=120.0, help="peers' training seconds (ours: its default)")
+    parser.add_argument("--n-samples", type=int, default=16)
+    parser.add_argument("--csdi-samples", type=int, default=8)
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
-    tables = [run_dataset(name, args) for name in args.datasets.split(",")]
-    table = ratios(pd.concat(tables, ignore_index=True))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.report:
+        report([RESULTS / "imputation_ours.csv", RESULTS / "imputation_peers.csv"])
+        return
+    torch.set_num_threads(1)
+    runner = run_ours if args.part == "ours" else run_peers
+    out = RESULTS / f"imputation_{args.part}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    for name in args.datasets.split(","):
+        for seed in args.seeds:
+            rows += [{"dataset": name, "seed": seed, **row} for row in runner(name, seed, args)]
+            pd.DataFrame(rows).to_csv(out, index=False)  # after every cell, so a stopped run keeps its figures
 
 
 if __name__ == "__main__":

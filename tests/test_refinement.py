@@ -20,10 +20,14 @@ from diffimpute.nn.guess import InterpolationGuess
 from tests.conftest import TINY, structured, with_gaps
 
 
-def test_an_untrained_model_imputes_exactly_its_guess(frame: pd.DataFrame) -> None:
+@pytest.mark.parametrize("prediction", ["x0", "v", "epsilon"])
+def test_an_untrained_model_imputes_exactly_its_guess(frame: pd.DataFrame, prediction: str) -> None:
+    """x0 prediction with a zero output layer *is* the guess; for v and epsilon the untrained
+    network is not, and model selection falls back to the guess because it cannot beat it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # it cannot beat its guess, and says so
-        imputer = DiffusionImputer(**{**TINY, "max_epochs": 1, "learning_rate": 0.0}).fit(frame)
+        imputer = DiffusionImputer(**{**TINY, "max_epochs": 1, "learning_rate": 0.0, "prediction": prediction}).fit(frame)
+    assert not imputer.refines_
     result = imputer.impute(frame, n_samples=4)
     np.testing.assert_allclose(result.median().to_numpy(), result.guess.to_numpy(), atol=1e-5)
     # No learned spread, so the draws spread by the guess's own error scale around it.

@@ -40,7 +40,7 @@ from diffimpute.diffusion.samplers import SamplerKind, make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
 from diffimpute.engine.calibration import N_GAP_BINS, cell_scales, gap_bins, rescale, spread_table
 from diffimpute.engine.denoising import denoising_loss
-from diffimpute.engine.sampling import sample
+from diffimpute.engine.sampling import SampleOutput, sample
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.simulate import block, mcar
 from diffimpute.masking.targets import TargetStrategy, make_targets
@@ -319,6 +319,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
             self.model_ = self._build_model(prior)
             self.model_.residual_scale.copy_(self._residual_scale(train_windows))
             remaining = None if self.time_budget is None else max(1.0, self.time_budget - (time.perf_counter() - started))
+            self.refines_ = True
             self.history_ = train(
                 self.model_,
                 self._loss_fn(),
@@ -329,6 +330,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
                 device=device,
                 progress=self.verbose,
             )
+        self.refines_ = self._beats_guess(held, device)
         self._calibrate(held, device)
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -434,20 +436,62 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
     # ------------------------------------------------------------------ validation and calibration
     def _draw(self, model, windows: Windows, cond_mask, n_samples, steps, generator, device, on_chunk=None):
         """Draws ``(windows, samples, features, length)`` and the guess, in scaled units."""
+        if not self.refines_:
+            return self._guess_draws(model, windows, cond_mask, n_samples, device, on_chunk)
         sampler = self._sampler() if steps is None else make_sampler(self._noise_schedule(), "ddim", steps, eta=0.0)
         cells = self.n_features_in_ * self.window_
         return sample(model, sampler, windows, cond_mask, n_samples, prediction=self.prediction,
                       rows_per_pass=max(1, self.max_cells_per_pass // cells), generator=generator,
                       value_range=self._value_range(), device=device, on_chunk=on_chunk)
 
+    def _selection_cells(self, held: _HeldOut) -> _HeldOut:
+        cells = self.n_features_in_ * self.window_
+        return held[: max(8, _VALIDATION_CELL_PASSES // (cells * _VALIDATION_SAMPLING_STEPS))]
+
+    @torch.no_grad()
+    def _guess_draws(self, model, windows: Windows, cond_mask, n_samples, device, on_chunk) -> SampleOutput:
+        """Every draw is the guess (the model did not beat it; see ``_beats_guess``)."""
+        guesses = []
+        for rows in torch.arange(len(windows)).split(256):
+            chunk = windows[rows].to(device)
+            guesses.append(model.guess(chunk.values, cond_mask[rows].to(device), chunk.positions).cpu())
+            if on_chunk is not None:
+                on_chunk(len(rows))
+        guess = torch.cat(guesses) if guesses else windows.values.clone()
+        return SampleOutput(samples=guess.unsqueeze(1).repeat(1, n_samples, 1, 1), guess=guess)
+
     def _validation_mae(self, model, held: _HeldOut, device) -> float:
         """Model selection: MAE at the held-out cells of one short deterministic draw (fixed seed)."""
         generator = torch.Generator(device=device).manual_seed(self.random_state)
-        cells = self.n_features_in_ * self.window_
-        held = held[: max(8, _VALIDATION_CELL_PASSES // (cells * _VALIDATION_SAMPLING_STEPS))]
+        held = self._selection_cells(held)
         out = self._draw(model, held.windows, held.cond_mask, 1, _VALIDATION_SAMPLING_STEPS, generator, device)
         error = (out.samples[:, 0] - held.windows.values).abs()
         return float(error[held.target].mean())
+
+    def _beats_guess(self, held: _HeldOut | None, device) -> bool:
+        """Whether the selected model's median beats the guess alone on the model-selection cells.
+
+        If not, the imputer returns its guess as the median (with the guess's own error scale as
+        spread), so that fitting never leaves a user worse off than interpolation.
+        """
+        if held is None or self.guess == "none":
+            return True
+        scores = [self.history_.initial_score, *self.history_.val_score]
+        best = np.nanmin(scores) if np.isfinite(scores).any() else np.inf
+        held = self._selection_cells(held)
+        with torch.no_grad():
+            guess = self.model_.to(device).guess(held.windows.values.to(device), held.cond_mask.to(device),
+                                                 held.windows.positions.to(device)).cpu()
+        guess_mae = float((guess - held.windows.values).abs()[held.target].mean())
+        if best < guess_mae:
+            return True
+        warnings.warn(
+            f"the diffusion model did not beat its own guess on held-out cells (best model MAE {best:.4f} vs "
+            f"guess {guess_mae:.4f}, standardised units), so it imputes the guess with calibrated intervals; "
+            "give it more time (time_budget) or more data",
+            stacklevel=3,
+        )
+        return False
 
     def _calibrate(self, held: _HeldOut | None, device: torch.device) -> None:
         """Fit the spread factors (``engine.calibration``) and measure ``validation_`` on the held-out cells.
@@ -492,13 +536,8 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
             "coverage90": calibrated["coverage"],
             "coverage90_uncalibrated": raw["coverage"],
             "guess_mae": guess_mae,
+            "refines_guess": self.refines_,
         }
-        if self.guess != "none" and raw["mae"] >= guess_mae:
-            warnings.warn(
-                f"the diffusion model does not beat its own guess on held-out cells (MAE {raw['mae']:.4f} vs "
-                f"guess {guess_mae:.4f}, standardised units); give it more time (time_budget) or more data",
-                stacklevel=3,
-            )
 
     def _with_spread(self, draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Where the draws ``(samples, windows, features, length)`` have no spread (an untrained
@@ -617,6 +656,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
             "window": self.window_,
             "n_features": self.n_features_in_,
             "interval_scale": self.interval_scale_.tolist(),
+            "refines": self.refines_,
             "validation": self.validation_,
             "history": self.history_.to_dict(),
         }
@@ -630,6 +670,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         self.window_ = int(metadata["window"])
         self.n_features_in_ = int(metadata["n_features"])
         self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
+        self.refines_ = bool(metadata["refines"])
         self.validation_ = metadata["validation"]
         self.history_ = TrainHistory(**metadata["history"])
         if self.schema_.kind == "frame":
