@@ -9,8 +9,8 @@ windows are its patients' 48 hours.
 from __future__ import annotations
 
 import numpy as np
-
 from datasets import load_beijing_pm25, load_etth1, load_physionet2012
+
 from diffimpute.masking.simulate import block, mcar
 from diffimpute.metrics.imputation import summarize
 

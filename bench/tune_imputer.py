@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--max-val", type=int, default=64, help="validation windows scored")
     parser.add_argument("--n-samples", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, nargs="+", default=[None],
+                        help="also impute with these DDIM step counts (one fitted model each variant)")
     parser.add_argument("--variant", nargs=2, action="append", metavar=("NAME", "JSON"), default=[])
     parser.add_argument("--out", default="bench/results/tune.csv")
     args = parser.parse_args()
@@ -53,10 +55,13 @@ def main() -> None:
             model = DiffusionImputer(**{"time_budget": args.budget, "verbose": False, "random_state": args.seed,
                                         **params}).fit(split["train"])
             fit_s = time.perf_counter() - started
-            for mask_name, (gappy, hidden) in masked.items():
+            for steps, mask_name in ((s, m) for s in args.steps for m in masked):
+                gappy, hidden = masked[mask_name]
+                model.set_params(sampling_steps=steps)
                 started = time.perf_counter()
                 result = model.impute(gappy, n_samples=args.n_samples, seed=args.seed)
-                rows.append({"dataset": name, "mask": mask_name, "variant": label,
+                tag = label if steps is None else f"{label}@{steps}"
+                rows.append({"dataset": name, "mask": mask_name, "variant": tag,
                              **score(result.samples, truth, hidden), "fit_s": fit_s,
                              "impute_s": time.perf_counter() - started, "epochs": len(model.history_.train_loss),
                              "val_mae": model.validation_.get("mae"), "val_guess": model.validation_.get("guess_mae")})

@@ -1,5 +1,6 @@
 """Latent prior (LSSDM, arXiv 2409.08917): a variational auto-encoder that gives a coarse estimate
-of every cell of a window from its observed cells, and a denoiser that conditions on it.
+of every cell of a window from its observed cells; ``nn.guess.LatentGuess`` makes it the first
+guess that the diffusion imputer refines (``DiffusionImputer(guess="latent")``).
 
 Tensor shapes: windows are ``(batch, features, length)``; the latent is ``(batch, latent, length)``,
 one low-dimensional code per time step. The encoder and decoder are 1-D convolutions along time
@@ -23,7 +24,6 @@ from torch import nn
 
 from diffimpute.data.batch import Windows
 from diffimpute.nn.guess import interpolate_gaps
-
 
 # ------------------------------------------------------------------------- helpers
 

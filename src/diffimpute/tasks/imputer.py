@@ -46,7 +46,13 @@ from diffimpute.masking.simulate import block, mcar
 from diffimpute.masking.targets import TargetStrategy, make_targets
 from diffimpute.metrics.imputation import summarize
 from diffimpute.nn.csdi import CSDIDenoiser
-from diffimpute.nn.guess import GuessKind, InterpolationGuess, LatentGuess, check_guess
+from diffimpute.nn.guess import (
+    GuessKind,
+    InterpolationGuess,
+    LatentGuess,
+    bridge_variance,
+    check_guess,
+)
 from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_laplacian, prior_loss
 from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, check_choice, resolve_device
 from diffimpute.tasks.result import ImputationResult
@@ -120,8 +126,9 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
     """Fill missing values with a conditional diffusion model that refines a first guess, and
     say how sure it is (samples, median, quantiles, calibrated intervals).
 
-    Defaults are sized for a laptop CPU (measured in ``bench/bench_imputation.py``): a 2-layer,
-    32-channel denoiser, a 120 s training budget, 10-step DDIM sampling.
+    Defaults are sized for a laptop CPU by measurement (``bench/tune_imputer.py`` on validation
+    splits): a 2-layer, 32-channel denoiser, batches of 16 at learning rate 3e-3, a 120 s training
+    budget, 10-step DDIM sampling.
 
     Parameters
     ----------
@@ -131,8 +138,11 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
     guess: the first estimate the diffusion model refines, computed from conditioning cells only:
         ``"interpolate"`` (time-aware linear interpolation, default), ``"latent"`` (the LSSDM
         latent prior, trained first; see the ``prior_*`` parameters) or ``"none"`` (plain CSDI).
-    prediction: what the network outputs: ``"x0"`` (the clean residual, default), ``"epsilon"``
-        (the noise, as CSDI) or ``"v"``.
+    prediction: what the network outputs: ``"v"`` (velocity, default: the lowest validation MAE
+        at the default budget in ``bench/tune_imputer.py``), ``"x0"`` (the clean residual; with the
+        zero-initialised output layer an untrained model's draws are exactly the guess) or
+        ``"epsilon"`` (the noise, as CSDI). Whatever the choice, a model that does not beat its
+        guess on held-out cells is replaced by the guess (``refines_`` is then False).
     channels, n_layers, n_heads, dropout: size of the CSDI denoiser (CSDI's paper: 64, 4, 8).
     diffusion_steps, schedule, beta_start, beta_end: the noise schedule (CSDI: 50, quad, 1e-4, 0.5).
     target_strategy: how observed cells are split into conditioning and training targets:
@@ -173,7 +183,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         window: int | None = None,
         stride: int | None = None,
         guess: GuessKind = "interpolate",
-        prediction: Prediction = "x0",
+        prediction: Prediction = "v",
         channels: int = 32,
         n_layers: int = 2,
         n_heads: int = 4,
@@ -184,8 +194,8 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         beta_end: float = 0.5,
         target_strategy: TargetStrategy = "random",
         max_epochs: int = 200,
-        batch_size: int = 32,
-        learning_rate: float = 1e-3,
+        batch_size: int = 16,
+        learning_rate: float = 3e-3,
         weight_decay: float = 1e-6,
         patience: int = 10,
         ema_decay: float | None = None,
@@ -450,15 +460,25 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
 
     @torch.no_grad()
     def _guess_draws(self, model, windows: Windows, cond_mask, n_samples, device, on_chunk) -> SampleOutput:
-        """Every draw is the guess (the model did not beat it; see ``_beats_guess``)."""
-        guesses = []
+        """Draws around the guess when the model did not beat it (see ``_beats_guess``): the guess
+        plus Gaussian noise of the interpolation's own expected error (``nn.guess.bridge_variance``;
+        the feature's residual scale where a window has too few given cells), which calibration
+        then widens or narrows. The noise comes in antithetic pairs, so the median is the guess."""
+        generator = torch.Generator().manual_seed(self.random_state)
+        scale = model.residual_scale.detach().cpu()
+        draws, guesses = [], []
         for rows in torch.arange(len(windows)).split(256):
-            chunk = windows[rows].to(device)
-            guesses.append(model.guess(chunk.values, cond_mask[rows].to(device), chunk.positions).cpu())
+            chunk, given = windows[rows].to(device), cond_mask[rows].to(device)
+            guess = model.guess(chunk.values, given, chunk.positions).cpu()
+            variance = bridge_variance(chunk.values, given, chunk.positions).cpu()
+            std = torch.where(torch.isnan(variance), scale.expand_as(variance), variance.sqrt())
+            half = torch.randn((len(rows), n_samples // 2, *guess.shape[1:]), generator=generator)
+            noise = torch.cat([half, torch.zeros_like(half[:, : n_samples % 2]), -half], dim=1)
+            draws.append(torch.where(given.cpu().unsqueeze(1), guess.unsqueeze(1), guess.unsqueeze(1) + noise * std.unsqueeze(1)))
+            guesses.append(guess)
             if on_chunk is not None:
                 on_chunk(len(rows))
-        guess = torch.cat(guesses) if guesses else windows.values.clone()
-        return SampleOutput(samples=guess.unsqueeze(1).repeat(1, n_samples, 1, 1), guess=guess)
+        return SampleOutput(samples=torch.cat(draws), guess=torch.cat(guesses))
 
     def _validation_mae(self, model, held: _HeldOut, device) -> float:
         """Model selection: MAE at the held-out cells of one short deterministic draw (fixed seed)."""
@@ -471,8 +491,8 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
     def _beats_guess(self, held: _HeldOut | None, device) -> bool:
         """Whether the selected model's median beats the guess alone on the model-selection cells.
 
-        If not, the imputer returns its guess as the median (with the guess's own error scale as
-        spread), so that fitting never leaves a user worse off than interpolation.
+        If not, the imputer returns its guess as the median (``_guess_draws``), so that fitting
+        never leaves a user worse off than interpolation.
         """
         if held is None or self.guess == "none":
             return True
@@ -509,7 +529,6 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
         out = self._draw(self.model_, held.windows, held.cond_mask, _CALIBRATION_SAMPLES, None, generator, device)
         draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)  # (samples, windows, F, L)
-        draws = self._with_spread(draws, np.random.default_rng(self.random_state + 1))
         truth = held.windows.values.numpy().astype(np.float64)
         target, given = held.target.numpy(), held.cond_mask.numpy()
         feature = np.broadcast_to(np.arange(self.n_features_in_)[None, :, None], target.shape)
@@ -538,22 +557,6 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
             "guess_mae": guess_mae,
             "refines_guess": self.refines_,
         }
-
-    def _with_spread(self, draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Where the draws ``(samples, windows, features, length)`` have no spread (an untrained
-        model returns its guess in every draw), the guess's own error scale stands in:
-        ``median + residual_scale * N(0, 1)``, which calibration then widens or narrows. The noise
-        comes in antithetic pairs, so the median stays exactly where it was."""
-        if draws.shape[0] < 2:
-            return draws
-        flat = draws.std(axis=0) < 1e-6
-        if not flat.any():
-            return draws
-        scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)  # (features, 1)
-        half = rng.standard_normal((draws.shape[0] // 2, *draws.shape[1:]))
-        middle = np.zeros((draws.shape[0] % 2, *draws.shape[1:]))
-        noise = np.concatenate([half, middle, -half]) * scale
-        return np.where(flat, np.median(draws, axis=0) + noise, draws)
 
     def _value_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         if self.clip_margin is None:
@@ -615,7 +618,6 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
                                 generator, device, on_chunk=bar.update)
         out[needed] = result.samples
         draws = out.permute(1, 0, 2, 3).numpy().astype(np.float64)
-        draws = self._with_spread(draws, np.random.default_rng(self.random_state if seed is None else seed))
         draws = rescale(draws, cell_scales(self.interval_scale_, windows.observed.numpy())[None])
         draws = np.where(windows.observed.numpy()[None], windows.values.numpy()[None], draws)
         guesses = None
@@ -660,6 +662,8 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
             "validation": self.validation_,
             "history": self.history_.to_dict(),
         }
+        if self.guess == "latent":
+            state["prior_history"] = self.prior_history_.to_dict()
         return state, {}
 
     def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
@@ -673,6 +677,8 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         self.refines_ = bool(metadata["refines"])
         self.validation_ = metadata["validation"]
         self.history_ = TrainHistory(**metadata["history"])
+        if "prior_history" in metadata:
+            self.prior_history_ = TrainHistory(**metadata["prior_history"])
         if self.schema_.kind == "frame":
             self.feature_names_in_ = np.asarray(self.schema_.columns, dtype=object)
         self.model_ = self._build_model()
