@@ -72,11 +72,14 @@ _INTERVAL_LEVEL = 0.9
 
 
 def _held_out_cells(scaled: np.ndarray, fraction: float, window: int, rng: np.random.Generator) -> np.ndarray:
-    """Observed cells to hold out from training: half scattered points, half short blocks, so
-    model selection and calibration see both isolated gaps and outages."""
-    points = mcar(scaled, fraction / 2, rng)
-    runs = block(scaled, fraction / 2, rng, block_len=max(2, window // 4), block_width=1)
-    return points | runs
+    """Observed cells to hold out from training: a third scattered points, a third runs in one
+    feature, a third outages across up to three features at once (the default ``block`` mask's
+    width), so model selection and calibration see isolated gaps, sensor drop-outs and outages."""
+    length = max(2, window // 4)
+    points = mcar(scaled, fraction / 3, rng)
+    runs = block(scaled, fraction / 3, rng, block_len=length, block_width=1)
+    outages = block(scaled, fraction / 3, rng, block_len=length, block_width=3)
+    return points | runs | outages
 
 
 def _correlation_graph(windows: Windows) -> torch.Tensor:
