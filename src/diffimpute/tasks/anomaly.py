@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from diffimpute import __version__
 from diffimpute._validation import check_positive_int
 from diffimpute.data.batch import Windows, windows_from_panel
 from diffimpute.data.scaling import FeatureScaler
@@ -45,7 +42,6 @@ from diffimpute.data.schema import Schema, column_names, time_positions, to_pane
 from diffimpute.data.windowing import stitch
 from diffimpute.diffusion.samplers import DDIMSampler, DDPMSampler, SamplerKind, make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
-from diffimpute.engine.checkpoint import load_checkpoint, save_checkpoint
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.grating import (
     TrainMasks,
@@ -61,7 +57,7 @@ from diffimpute.postprocess.thresholds import (
     ScoreThreshold,
     SPOTThreshold,
 )
-from diffimpute.tasks.estimator import DeviceName, resolve_device
+from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, resolve_device
 
 Ensemble = Literal["vote", "mean"]
 ErrorReduction = Literal["max", "sum"]
@@ -96,7 +92,7 @@ def _vote_timesteps(requested: Sequence[int], visited: Sequence[int]) -> list[in
 # ---------------------------------------------------------------------------- estimator
 
 
-class ImDiffusionDetector(BaseEstimator):
+class ImDiffusionDetector(DiffusionEstimator):
     """Unsupervised anomaly detector for multivariate time series: imputed diffusion with grating masks.
 
     Fit on (mostly) normal data; ``anomaly_score`` gives one score per time step (higher = more
@@ -303,8 +299,7 @@ class ImDiffusionDetector(BaseEstimator):
         self.value_bound_ = np.abs(self._scale(train)).reshape(-1, panel.shape[-1]).max(axis=0)
         stride = self.train_stride or max(1, self.window // 10)
         windows, _ = windows_from_panel(self._scale(train), positions[: train.shape[1]], self.window, stride)
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.random_state)
+        with self._seeded(device):
             self.model_ = self._build_model()
             self.history_ = self._train(windows, device)
         self.model_.eval()
@@ -551,9 +546,7 @@ class ImDiffusionDetector(BaseEstimator):
         return values if np.asarray(X).ndim == 3 else values[0]
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> None:
-        """Write weights and calibration data (safetensors) and config, scaler, schema (JSON)."""
-        check_is_fitted(self, "model_")
+    def _json_params(self) -> dict:
         params = self.get_params()
         params["vote_steps"] = [int(s) for s in self.vote_steps]
         if isinstance(self.threshold, ScoreThreshold):
@@ -563,51 +556,41 @@ class ImDiffusionDetector(BaseEstimator):
                     f"cannot save a custom threshold {type(self.threshold).__name__}; use one of {sorted(_THRESHOLDS)}"
                 )
             params["threshold"] = {"kind": kind, "params": self.threshold.get_params()}
-        metadata = {
-            "estimator": type(self).__name__,
-            "library_version": __version__,
-            "params": params,
+        return params
+
+    @classmethod
+    def _params_from_json(cls, params: dict) -> dict:
+        params["vote_steps"] = tuple(params["vote_steps"])
+        if isinstance(params["threshold"], dict):
+            params["threshold"] = _THRESHOLDS[params["threshold"]["kind"]](**params["threshold"]["params"])
+        return params
+
+    def _state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        state = {
             "schema": self.schema_.to_dict(),
             "scaler": self.scaler_.to_dict(),
             "n_features": self.n_features_in_,
             "calibration_key": list(self.calibration_key_),
             "history": {"train_loss": self.history_.train_loss, "seconds": self.history_.seconds},
         }
-        tensors = {f"denoiser.{k}": v for k, v in self.model_.state_dict().items()}
-        tensors["calibration.panel"] = torch.from_numpy(self.calibration_panel_)
-        tensors["calibration.positions"] = torch.from_numpy(np.asarray(self.calibration_positions_, dtype=np.float64))
-        tensors["calibration.errors"] = torch.from_numpy(self.calibration_errors_)
-        tensors["value_bound"] = torch.from_numpy(np.asarray(self.value_bound_, dtype=np.float64))
-        save_checkpoint(path, tensors, metadata)
+        tensors = {
+            "calibration.panel": torch.from_numpy(self.calibration_panel_),
+            "calibration.positions": torch.from_numpy(np.asarray(self.calibration_positions_, dtype=np.float64)),
+            "calibration.errors": torch.from_numpy(self.calibration_errors_),
+            "value_bound": torch.from_numpy(np.asarray(self.value_bound_, dtype=np.float64)),
+        }
+        return state, tensors
 
-    @classmethod
-    def load(cls, path: str | Path) -> ImDiffusionDetector:
-        """Rebuild a saved detector; no code in the file is ever executed."""
-        tensors, metadata = load_checkpoint(path)
-        if metadata.get("estimator") != cls.__name__:
-            raise ValueError(f"{path} holds a {metadata.get('estimator')!r}, not a {cls.__name__}")
-        params = dict(metadata["params"])
-        params["vote_steps"] = tuple(params["vote_steps"])
-        if isinstance(params["threshold"], dict):
-            params["threshold"] = _THRESHOLDS[params["threshold"]["kind"]](**params["threshold"]["params"])
-        detector = cls(**params)
-        detector.schema_ = Schema.from_dict(metadata["schema"])
-        detector.scaler_ = FeatureScaler.from_dict(metadata["scaler"])
-        detector.n_features_in_ = int(metadata["n_features"])
-        if detector.schema_.kind == "frame":
-            detector.feature_names_in_ = np.asarray(detector.schema_.columns, dtype=object)
-        detector.history_ = TrainHistory(train_loss=metadata["history"]["train_loss"], seconds=metadata["history"]["seconds"])
-        detector.calibration_panel_ = tensors["calibration.panel"].numpy()
-        detector.calibration_positions_ = tensors["calibration.positions"].numpy()
-        detector.calibration_errors_ = tensors["calibration.errors"].numpy()
-        detector.value_bound_ = tensors["value_bound"].numpy()
-        key = metadata["calibration_key"]
-        detector.calibration_key_ = tuple(key)
-        detector.model_ = detector._build_model()
-        prefix = "denoiser."
-        try:
-            detector.model_.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-        except RuntimeError as error:
-            raise ValueError(f"{path} has weights that do not match its config ({error}); re-create the model") from None
-        detector.model_.eval()
-        return detector
+    def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
+        self.schema_ = Schema.from_dict(metadata["schema"])
+        self.scaler_ = FeatureScaler.from_dict(metadata["scaler"])
+        self.n_features_in_ = int(metadata["n_features"])
+        if self.schema_.kind == "frame":
+            self.feature_names_in_ = np.asarray(self.schema_.columns, dtype=object)
+        self.history_ = TrainHistory(train_loss=metadata["history"]["train_loss"], seconds=metadata["history"]["seconds"])
+        self.calibration_panel_ = tensors["calibration.panel"].numpy()
+        self.calibration_positions_ = tensors["calibration.positions"].numpy()
+        self.calibration_errors_ = tensors["calibration.errors"].numpy()
+        self.value_bound_ = tensors["value_bound"].numpy()
+        self.calibration_key_ = tuple(metadata["calibration_key"])
+        self.model_ = self._build_model()

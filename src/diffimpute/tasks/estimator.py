@@ -65,12 +65,21 @@ class DiffusionEstimator(BaseEstimator):
         """Inverse of ``_state``; must leave ``self.model_`` built (weights are loaded after)."""
         raise NotImplementedError
 
+    def _json_params(self) -> dict:
+        """``get_params()`` in a JSON-able form; override where a parameter is not plain JSON."""
+        return self.get_params()
+
+    @classmethod
+    def _params_from_json(cls, params: dict) -> dict:
+        """Inverse of ``_json_params``."""
+        return params
+
     def save(self, path: str | Path) -> None:
         """Write the fitted estimator to one file: weights as safetensors, the rest as JSON."""
         check_is_fitted(self, "model_")
         state, extra = self._state()
         metadata = {"estimator": type(self).__name__, "library_version": __version__,
-                    "params": self.get_params(), **state}
+                    "params": self._json_params(), **state}
         tensors = {f"{_PREFIX}{name}": t for name, t in self.model_.state_dict().items()}
         save_checkpoint(path, {**tensors, **extra}, metadata)
 
@@ -80,7 +89,7 @@ class DiffusionEstimator(BaseEstimator):
         tensors, metadata = load_checkpoint(path)
         if metadata.get("estimator") != cls.__name__:
             raise ValueError(f"{path} holds a {metadata.get('estimator')!r}, not a {cls.__name__}")
-        estimator = cls(**metadata["params"])
+        estimator = cls(**cls._params_from_json(dict(metadata["params"])))
         estimator._restore(metadata, {k: v for k, v in tensors.items() if not k.startswith(_PREFIX)})
         weights = {k[len(_PREFIX):]: v for k, v in tensors.items() if k.startswith(_PREFIX)}
         try:
