@@ -111,12 +111,12 @@ def report(paths: list[Path]) -> None:
     ).reset_index()
     csdi = summary[summary.method == "pypots-csdi"].set_index(["dataset", "mask"])
     if not csdi.empty:
-        joined = summary.join(csdi[["mae", "crps", "impute_s_per_sample"]], on=["dataset", "mask"], rsuffix="_csdi")
+        joined = summary.join(csdi[["mae", "crps", "impute_s_per_sample"]].add_suffix("_csdi"), on=["dataset", "mask"])
         summary["mae_vs_csdi"] = joined.mae / joined.mae_csdi
         summary["crps_vs_csdi"] = joined.crps / joined.crps_csdi
         summary["speedup_per_sample_vs_csdi"] = joined.impute_s_per_sample_csdi / joined.impute_s_per_sample
     best_peer = summary[summary.method.isin(["linear", "pypots-saits", "pypots-csdi"])].groupby(["dataset", "mask"]).mae.min()
-    summary["mae_vs_best_peer"] = summary.mae / summary.join(best_peer, on=["dataset", "mask"], rsuffix="_best").mae_best
+    summary["mae_vs_best_peer"] = summary.mae / summary.join(best_peer.rename("mae_best"), on=["dataset", "mask"]).mae_best
     summary.to_csv(RESULTS / "imputation_summary.csv", index=False)
     with pd.option_context("display.width", 250, "display.max_columns", 30, "display.max_rows", 200):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

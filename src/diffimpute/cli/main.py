@@ -192,7 +192,7 @@ def plot(model, data, output, columns, n_samples, alpha, index_col, quiet):
 @click.option("--mask", default="mcar:0.2", show_default=True)
 @click.option("--time-budget", type=float, default=45.0, show_default=True,
               help="Training seconds for each diffusion model.")
-@click.option("--n-samples", type=int, default=50, show_default=True, help="Draws per missing cell.")
+@click.option("--n-samples", type=int, default=20, show_default=True, help="Draws per missing cell.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 @_user_errors
