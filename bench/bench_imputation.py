@@ -58,6 +58,8 @@ def run_ours(name: str, seed: int, args) -> list[dict]:
     if seed == args.seeds[0]:
         variants["csdi-objective"] = {"guess": "none", "prediction": "epsilon", "calibrate": False}
         variants["lssdm"] = {"guess": "latent"}
+    if args.methods:
+        variants = {k: v for k, v in variants.items() if k in args.methods}
     for label, params in variants.items():
         started = time.perf_counter()
         model = DiffusionImputer(random_state=seed, verbose=False, **params).fit(split["train"])
@@ -131,13 +133,15 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=120.0, help="peers' training seconds (ours: its default)")
     parser.add_argument("--n-samples", type=int, default=16)
     parser.add_argument("--csdi-samples", type=int, default=8)
+    parser.add_argument("--methods", nargs="+", default=None, help="ours: run only these of our variants")
+    parser.add_argument("--tag", default="", help="suffix of the results file, to run a part in pieces")
     args = parser.parse_args()
     if args.report:
-        report([RESULTS / "imputation_ours.csv", RESULTS / "imputation_peers.csv"])
+        report(sorted(RESULTS.glob("imputation_ours*.csv")) + [RESULTS / "imputation_peers.csv"])
         return
     torch.set_num_threads(1)
     runner = run_ours if args.part == "ours" else run_peers
-    out = RESULTS / f"imputation_{args.part}.csv"
+    out = RESULTS / f"imputation_{args.part}{args.tag}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     for name in args.datasets.split(","):

@@ -14,7 +14,14 @@ import torch
 
 import diffimpute.engine.trainer as trainer
 from diffimpute import DiffusionImputer, ImDiffusionDetector
-from diffimpute.engine.calibration import conformal_quantile, gap_bins, needed_scales, rescale
+from diffimpute.engine.calibration import (
+    conformal_quantile,
+    gap_bins,
+    needed_scales,
+    quantile_draws,
+    rescale,
+    residual_quantiles,
+)
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.guess import InterpolationGuess
 from tests.conftest import TINY, structured, with_gaps
@@ -72,6 +79,20 @@ def test_calibration_finds_the_factor_that_covers_the_requested_share() -> None:
     wide = rescale(samples, np.array([factor]))
     lower, upper = np.quantile(wide, [0.05, 0.95], axis=0)
     assert 0.88 <= ((truth >= lower) & (truth <= upper)).mean() <= 0.92
+
+
+def test_held_out_residual_quantiles_give_calibrated_draws_for_a_guess() -> None:
+    rng = np.random.default_rng(1)
+    given = rng.random((40, 2, 24)) < 0.7
+    gap = gap_bins(given)
+    feature = np.broadcast_to(np.arange(2)[None, :, None], given.shape)
+    residual = rng.standard_t(3, size=given.shape) * (1 + gap)  # heavy tails, wider in longer gaps
+    table = residual_quantiles(residual[~given], feature[~given], gap[~given], 2)
+    draws = quantile_draws(table, given, 40, rng)
+    assert np.all(draws[:, given] == 0) and np.allclose(np.median(draws, axis=0), 0)
+    fresh = rng.standard_t(3, size=given.shape) * (1 + gap)
+    lower, upper = np.quantile(draws, [0.05, 0.95], axis=0)
+    assert 0.85 <= ((fresh >= lower) & (fresh <= upper))[~given].mean() <= 0.95
 
 
 def test_gap_bins_measure_the_distance_to_the_nearest_given_cell() -> None:

@@ -106,3 +106,54 @@ def rescale(samples: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """``median + scales * (samples - median)`` along axis 0; ``scales`` broadcasts against one draw."""
     median = np.median(samples, axis=0, keepdims=True)
     return median + scales * (samples - median)
+
+
+def residual_quantiles(
+    residual: np.ndarray, feature: np.ndarray, gap_bin: np.ndarray, n_features: int, n_levels: int = 99
+) -> np.ndarray:
+    """Empirical quantiles ``(n_features, N_GAP_BINS, n_levels)`` of held-out residuals (truth minus
+    guess, in units of each feature's residual scale), at levels ``(i + 0.5) / n_levels``.
+
+    Used when the diffusion model did not beat its guess: the guess's own held-out errors are
+    then its predictive distribution. Sparse (feature, bin) pairs fall back as in ``spread_table``.
+    """
+    levels = (np.arange(n_levels) + 0.5) / n_levels
+    overall = np.quantile(residual, levels) if len(residual) else np.zeros(n_levels)
+    pooled = np.full((N_GAP_BINS, n_levels), np.nan)
+    for b in range(N_GAP_BINS):
+        own = residual[gap_bin == b]
+        if len(own) >= _MIN_CELLS_PER_BIN:
+            pooled[b] = np.quantile(own, levels)
+    for b in range(N_GAP_BINS):
+        if np.isnan(pooled[b, 0]):
+            shorter = [pooled[c] for c in range(b) if not np.isnan(pooled[c, 0])]
+            pooled[b] = shorter[-1] if shorter else overall
+    table = np.tile(pooled, (n_features, 1, 1))
+    for j in range(n_features):
+        for b in range(N_GAP_BINS):
+            own = residual[(feature == j) & (gap_bin == b)]
+            if len(own) >= _MIN_CELLS_PER_FEATURE:
+                table[j, b] = np.quantile(own, levels)
+    return table
+
+
+def quantile_draws(table: np.ndarray, given: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_samples, windows, features, length)`` residual draws for windows ``given`` from ``table``.
+
+    Each cell gets one draw per stratum of ``n_samples`` equal-probability strata (so few draws
+    still span the distribution), in a random order per cell, shifted so that their median is
+    exactly 0: the guess stays the point estimate. Given cells get 0.
+    """
+    n_levels = table.shape[-1]
+    strata = (np.arange(n_samples)[:, None, None, None] + rng.random((n_samples, *given.shape))) / n_samples
+    order = rng.random((n_samples, *given.shape)).argsort(axis=0)
+    strata = np.take_along_axis(strata, order, axis=0)
+    rows = table[np.arange(table.shape[0])[None, :, None], gap_bins(given)].reshape(-1, n_levels)  # (cells, levels)
+    # Linear interpolation of each cell's quantile function at its strata (levels are (i + 0.5) / n).
+    position = np.clip(strata.reshape(n_samples, -1).T * n_levels - 0.5, 0, n_levels - 1)  # (cells, samples)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, n_levels - 1)
+    frac = position - low
+    draws = np.take_along_axis(rows, low, axis=1) * (1 - frac) + np.take_along_axis(rows, high, axis=1) * frac
+    draws = draws.T.reshape(n_samples, *given.shape)
+    return np.where(given[None], 0.0, draws - np.median(draws, axis=0, keepdims=True))

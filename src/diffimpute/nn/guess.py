@@ -51,36 +51,6 @@ def interpolate_gaps(values: torch.Tensor, mask: torch.Tensor, positions: torch.
     return torch.where(mask, values, filled)
 
 
-def bridge_variance(values: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """How far off linear interpolation is likely to be at each cell, ``(batch, features, length)``.
-
-    Treats each feature as a random walk between its given cells (a Brownian bridge): the error
-    variance at time ``t`` between given times ``a < t < b`` is ``s2 (t - a)(b - t) / (b - a)``, and
-    ``s2 |t - a|`` beyond the last given cell, where ``s2`` is estimated from the row's own
-    increments (sum of squared steps over elapsed time). Given cells get 0; a row with fewer than
-    two given cells gets NaN (no estimate).
-    """
-    length = values.shape[-1]
-    steps = torch.arange(length, device=values.device).expand_as(values)
-    time = positions.unsqueeze(1).expand_as(values).to(values.dtype)
-    before = torch.where(mask, steps, -1).cummax(dim=-1).values
-    after = torch.where(mask, steps, length).flip(-1).cummin(dim=-1).values.flip(-1)
-    previous = torch.cat([torch.full_like(before[..., :1], -1), before[..., :-1]], dim=-1)  # last given step < t
-    has_previous = mask & (previous >= 0)
-    prev_c = previous.clamp(min=0)
-    step_sq = torch.where(has_previous, (values - values.gather(-1, prev_c)) ** 2, torch.zeros_like(values))
-    elapsed = torch.where(has_previous, time - time.gather(-1, prev_c), torch.zeros_like(values))
-    rate = step_sq.sum(-1, keepdim=True) / elapsed.sum(-1, keepdim=True).clamp(min=1e-6)
-    rate = torch.where(has_previous.any(-1, keepdim=True), rate, torch.full_like(rate, float("nan")))
-    t_left = time.gather(-1, before.clamp(min=0))
-    t_right = time.gather(-1, after.clamp(max=length - 1))
-    has_left, has_right = before >= 0, after < length
-    inside = (time - t_left) * (t_right - time) / (t_right - t_left).clamp(min=1e-6)
-    outside = torch.where(has_left, time - t_left, t_right - time).abs()
-    variance = rate * torch.where(has_left & has_right, inside, outside)
-    return torch.where(mask, torch.zeros_like(values), variance)
-
-
 class InterpolationGuess(nn.Module):
     """Time-aware linear interpolation of the conditioning cells (PriSTI's conditioning input)."""
 

@@ -38,7 +38,15 @@ from diffimpute.data.windowing import stitch
 from diffimpute.diffusion.parameterisation import Prediction, check_prediction
 from diffimpute.diffusion.samplers import SamplerKind, make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
-from diffimpute.engine.calibration import N_GAP_BINS, cell_scales, gap_bins, rescale, spread_table
+from diffimpute.engine.calibration import (
+    N_GAP_BINS,
+    cell_scales,
+    gap_bins,
+    quantile_draws,
+    rescale,
+    residual_quantiles,
+    spread_table,
+)
 from diffimpute.engine.denoising import denoising_loss
 from diffimpute.engine.sampling import SampleOutput, sample
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
@@ -50,8 +58,7 @@ from diffimpute.nn.guess import (
     GuessKind,
     InterpolationGuess,
     LatentGuess,
-    bridge_variance,
-    check_guess,
+        check_guess,
 )
 from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_laplacian, prior_loss
 from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, check_choice, resolve_device
@@ -450,7 +457,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
     def _draw(self, model, windows: Windows, cond_mask, n_samples, steps, generator, device, on_chunk=None):
         """Draws ``(windows, samples, features, length)`` and the guess, in scaled units."""
         if not self.refines_:
-            return self._guess_draws(model, windows, cond_mask, n_samples, device, on_chunk)
+            return self._guess_draws(model, windows, cond_mask, n_samples, generator, device, on_chunk)
         sampler = self._sampler() if steps is None else make_sampler(self._noise_schedule(), "ddim", steps, eta=0.0)
         cells = self.n_features_in_ * self.window_
         return sample(model, sampler, windows, cond_mask, n_samples, prediction=self.prediction,
@@ -462,26 +469,24 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         return held[: max(8, _VALIDATION_CELL_PASSES // (cells * _VALIDATION_SAMPLING_STEPS))]
 
     @torch.no_grad()
-    def _guess_draws(self, model, windows: Windows, cond_mask, n_samples, device, on_chunk) -> SampleOutput:
+    def _guess_draws(self, model, windows: Windows, cond_mask, n_samples, generator, device, on_chunk) -> SampleOutput:
         """Draws around the guess when the model did not beat it (see ``_beats_guess``): the guess
-        plus Gaussian noise of the interpolation's own expected error (``nn.guess.bridge_variance``;
-        the feature's residual scale where a window has too few given cells), which calibration
-        then widens or narrows. The noise comes in antithetic pairs, so the median is the guess."""
-        generator = torch.Generator().manual_seed(self.random_state)
-        scale = model.residual_scale.detach().cpu()
-        draws, guesses = [], []
+        plus residuals drawn from its own held-out errors (``residual_quantiles_``, per feature and
+        gap length); before those exist, every draw is the guess."""
+        guesses = []
         for rows in torch.arange(len(windows)).split(256):
-            chunk, given = windows[rows].to(device), cond_mask[rows].to(device)
-            guess = model.guess(chunk.values, given, chunk.positions).cpu()
-            variance = bridge_variance(chunk.values, given, chunk.positions).cpu()
-            std = torch.where(torch.isnan(variance), scale.expand_as(variance), variance.sqrt())
-            half = torch.randn((len(rows), n_samples // 2, *guess.shape[1:]), generator=generator)
-            noise = torch.cat([half, torch.zeros_like(half[:, : n_samples % 2]), -half], dim=1)
-            draws.append(torch.where(given.cpu().unsqueeze(1), guess.unsqueeze(1), guess.unsqueeze(1) + noise * std.unsqueeze(1)))
-            guesses.append(guess)
+            chunk = windows[rows].to(device)
+            guesses.append(model.guess(chunk.values, cond_mask[rows].to(device), chunk.positions).cpu())
             if on_chunk is not None:
                 on_chunk(len(rows))
-        return SampleOutput(samples=torch.cat(draws), guess=torch.cat(guesses))
+        guess = torch.cat(guesses) if guesses else windows.values.clone()
+        draws = guess.unsqueeze(1).repeat(1, n_samples, 1, 1)
+        if getattr(self, "residual_quantiles_", None) is not None:
+            rng = np.random.default_rng(generator.initial_seed())
+            scale = model.residual_scale.detach().cpu().numpy()  # (features, 1)
+            noise = quantile_draws(self.residual_quantiles_, cond_mask.numpy(), n_samples, rng) * scale
+            draws = draws + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(draws.dtype)
+        return SampleOutput(samples=draws, guess=guess)
 
     def _validation_mae(self, model, held: _HeldOut, device) -> float:
         """Model selection: MAE at the held-out cells of one short deterministic draw (fixed seed)."""
@@ -523,8 +528,12 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         factors fitted on even windows and vice versa; the factors kept are fitted on all of them.
         """
         self.interval_scale_ = np.ones((self.n_features_in_, N_GAP_BINS))
+        self.residual_quantiles_ = None
         self.validation_ = {}
         if held is None:
+            return
+        if not self.refines_:
+            self._calibrate_guess(held, device)
             return
         cells = self.n_features_in_ * self.window_
         n_windows = max(16, _CALIBRATION_CELL_PASSES // (cells * _CALIBRATION_SAMPLES * len(self._sampler().timesteps)))
@@ -560,6 +569,36 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
             "guess_mae": guess_mae,
             "refines_guess": self.refines_,
         }
+
+    def _calibrate_guess(self, held: _HeldOut, device: torch.device) -> None:
+        """The guess's predictive distribution from its held-out errors, and an honest ``validation_``
+        (even windows scored with quantiles from odd windows and vice versa)."""
+        scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
+        with torch.no_grad():
+            guess = self.model_.to(device).guess(held.windows.values.to(device), held.cond_mask.to(device),
+                                                 held.windows.positions.to(device)).cpu().numpy().astype(np.float64)
+        truth = held.windows.values.numpy().astype(np.float64)
+        target, given = held.target.numpy(), held.cond_mask.numpy()
+        residual = (truth - guess) / scale
+        feature = np.broadcast_to(np.arange(self.n_features_in_)[None, :, None], target.shape)
+        gap = gap_bins(given)
+        even = np.broadcast_to((np.arange(len(held)) % 2 == 0)[:, None, None], target.shape)
+
+        def table_from(cells: np.ndarray) -> np.ndarray:
+            return residual_quantiles(residual[cells], feature[cells], gap[cells], self.n_features_in_)
+
+        rng = np.random.default_rng(self.random_state + 1)
+        draws = np.broadcast_to(guess, (_CALIBRATION_SAMPLES * 4, *guess.shape)).copy()
+        if (target & even).any() and (target & ~even).any():
+            for scored, fitted in ((even, ~even), (~even, even)):
+                noise = quantile_draws(table_from(target & fitted), given, len(draws), rng) * scale
+                draws = np.where(scored[None], guess + noise, draws)
+        report = summarize(draws, truth, target)
+        guess_mae = float(np.abs(guess - truth)[target].mean())
+        self.residual_quantiles_ = table_from(target)
+        self.validation_ = {"cells": int(target.sum()), "mae": guess_mae, "crps": report["crps_sample"],
+                            "coverage90": report["coverage"], "coverage90_uncalibrated": np.nan,
+                            "guess_mae": guess_mae, "refines_guess": False}
 
     def _value_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         if self.clip_margin is None:
@@ -662,6 +701,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
             "n_features": self.n_features_in_,
             "interval_scale": self.interval_scale_.tolist(),
             "refines": self.refines_,
+            "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
             "validation": self.validation_,
             "history": self.history_.to_dict(),
         }
@@ -678,6 +718,8 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         self.n_features_in_ = int(metadata["n_features"])
         self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
         self.refines_ = bool(metadata["refines"])
+        quantiles = metadata["residual_quantiles"]
+        self.residual_quantiles_ = None if quantiles is None else np.asarray(quantiles, dtype=np.float64)
         self.validation_ = metadata["validation"]
         self.history_ = TrainHistory(**metadata["history"])
         if "prior_history" in metadata:
