@@ -153,7 +153,10 @@ def train(
                 last_check = time.perf_counter()
                 model.train()
         history.train_loss.append(total / max(count, 1))
-        epoch_end = (epoch + 1) % config.validate_every == 0 or epoch + 1 == config.max_epochs or out_of_time
+        # With a budget, an epoch end is checked only if half a check interval has passed, so that
+        # short epochs neither spend the budget on validation nor run out of patience in seconds.
+        due = time.perf_counter() - last_check >= check_every / 2 if config.time_budget else True
+        epoch_end = ((epoch + 1) % config.validate_every == 0 and due) or epoch + 1 == config.max_epochs or out_of_time
         score = math.nan
         if validate is not None and epoch_end and count > 0:
             best_score, best_state, stale = _check(validate, scored, history, epoch, best_score, best_state, stale)
