@@ -105,6 +105,12 @@ def check_columns(columns: Sequence[str], fitted: Sequence[str], name: str = "X"
     )
 
 
+def check_choice(value: object, options: tuple, name: str) -> None:
+    """An unknown string option is a ValueError naming the valid set."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+
+
 def check_positive_int(value: object, name: str) -> int:
     """Counts such as ``n_samples`` must be integers >= 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

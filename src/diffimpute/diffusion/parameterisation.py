@@ -12,12 +12,13 @@ from typing import Literal, get_args
 
 import torch
 
+from diffimpute._validation import check_choice
+
 Prediction = Literal["x0", "epsilon", "v"]
 
 
 def check_prediction(prediction: str) -> None:
-    if prediction not in get_args(Prediction):
-        raise ValueError(f"prediction must be one of {get_args(Prediction)}, got {prediction!r}")
+    check_choice(prediction, get_args(Prediction), "prediction")
 
 
 def training_target(x0: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor, prediction: Prediction) -> torch.Tensor:

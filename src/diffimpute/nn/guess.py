@@ -16,12 +16,13 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from diffimpute._validation import check_choice
+
 GuessKind = Literal["interpolate", "latent", "none"]
 
 
 def check_guess(guess: str) -> None:
-    if guess not in get_args(GuessKind):
-        raise ValueError(f"guess must be one of {get_args(GuessKind)}, got {guess!r}")
+    check_choice(guess, get_args(GuessKind), "guess")
 
 
 def interpolate_gaps(values: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:

@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from diffimpute._validation import check_positive_int
+from diffimpute._validation import check_choice, check_positive_int
 from diffimpute.data.batch import Windows, windows_from_panel
 from diffimpute.data.scaling import FeatureScaler
 from diffimpute.data.schema import Schema, column_names, time_positions, to_panel
@@ -67,11 +67,6 @@ IMDIFFUSION_VOTE_STEPS = tuple(range(0, 30, 3))
 _THRESHOLDS = {"percentile": PercentileThreshold, "pot": POTThreshold, "spot": SPOTThreshold}
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _check_choice(value: object, options: tuple, name: str) -> None:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
 
 
 def _fit_scaler(kind: ScalerKind, panel: np.ndarray) -> FeatureScaler:
@@ -240,11 +235,11 @@ class ImDiffusionDetector(DiffusionEstimator):
             check_positive_int(self.train_stride, "train_stride")
         grating_masks(window, self.n_segments, self.n_masks)  # validates the grating
         check_train_masks(self.train_masks)
-        _check_choice(self.ensemble, get_args(Ensemble), "ensemble")
-        _check_choice(self.error_reduction, get_args(ErrorReduction), "error_reduction")
-        _check_choice(self.scaler, get_args(ScalerKind), "scaler")
+        check_choice(self.ensemble, get_args(Ensemble), "ensemble")
+        check_choice(self.error_reduction, get_args(ErrorReduction), "error_reduction")
+        check_choice(self.scaler, get_args(ScalerKind), "scaler")
         if not isinstance(self.threshold, ScoreThreshold):
-            _check_choice(self.threshold, get_args(ThresholdKind), "threshold")
+            check_choice(self.threshold, get_args(ThresholdKind), "threshold")
         steps = list(self.vote_steps)
         if not steps or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in steps):
             raise ValueError(f"vote_steps must be a non-empty sequence of integers, got {self.vote_steps!r}")

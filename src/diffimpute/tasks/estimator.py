@@ -38,12 +38,6 @@ def resolve_device(device: DeviceName) -> torch.device:
     return resolved
 
 
-def check_choice(value: object, options: tuple, name: str) -> None:
-    """An unknown string option is a ValueError naming the valid set."""
-    if value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
-
-
 class DiffusionEstimator(BaseEstimator):
     """Base of the diffusion estimators; the fitted network lives in ``model_``."""
 

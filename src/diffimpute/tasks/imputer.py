@@ -29,7 +29,7 @@ from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from diffimpute._validation import check_all_columns_observed, check_positive_int
+from diffimpute._validation import check_all_columns_observed, check_choice, check_positive_int
 from diffimpute.data.batch import Windows, windows_from_panel
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
@@ -61,7 +61,7 @@ from diffimpute.nn.guess import (
         check_guess,
 )
 from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_laplacian, prior_loss
-from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, check_choice, resolve_device
+from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, resolve_device
 from diffimpute.tasks.result import ImputationResult
 
 _DEFAULT_WINDOW = 48
