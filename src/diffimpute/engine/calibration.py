@@ -67,33 +67,40 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
     return value if np.isfinite(value) else float(np.max(scores[np.isfinite(scores)], initial=1.0))
 
 
+def _per_feature_and_gap(values: np.ndarray, feature: np.ndarray, gap_bin: np.ndarray, n_features: int,
+                         statistic) -> np.ndarray:
+    """``statistic`` of ``values`` per (feature, gap bin): ``(n_features, N_GAP_BINS, *statistic's shape)``.
+
+    A pair with fewer than 100 cells takes the statistic of its bin over all features; a bin with
+    fewer than 30 cells that of the nearest shorter bin, or of all cells when there is none.
+    """
+    overall = statistic(values)
+    pooled: list[np.ndarray] = []
+    for b in range(N_GAP_BINS):
+        own = values[gap_bin == b]
+        if len(own) >= _MIN_CELLS_PER_BIN:
+            pooled.append(statistic(own))
+        else:
+            pooled.append(pooled[-1] if pooled else overall)
+    table = np.tile(np.stack(pooled), (n_features, *([1] * (np.ndim(overall) + 1))))
+    for j in range(n_features):
+        for b in range(N_GAP_BINS):
+            own = values[(feature == j) & (gap_bin == b)]
+            if len(own) >= _MIN_CELLS_PER_FEATURE:
+                table[j, b] = statistic(own)
+    return table
+
+
 def spread_table(
     samples: np.ndarray, truth: np.ndarray, feature: np.ndarray, gap_bin: np.ndarray, n_features: int, level: float
 ) -> np.ndarray:
     """Spread factors ``(n_features, N_GAP_BINS)`` from held-out cells.
 
-    samples ``(n_samples, cells)``; truth, feature, gap_bin ``(cells,)``. A (feature, bin) pair
-    with fewer than 100 cells takes the factor of its bin over all features, a bin with fewer
-    than 30 cells that of the nearest shorter bin (or of all cells when there is none).
+    samples ``(n_samples, cells)``; truth, feature, gap_bin ``(cells,)``; sparse pairs fall back
+    as ``_per_feature_and_gap`` says.
     """
     needed = needed_scales(samples, truth, level)
-    overall = conformal_quantile(needed, level)
-    pooled = np.full(N_GAP_BINS, np.nan)
-    for b in range(N_GAP_BINS):
-        own = needed[gap_bin == b]
-        if len(own) >= _MIN_CELLS_PER_BIN:
-            pooled[b] = conformal_quantile(own, level)
-    for b in range(N_GAP_BINS):
-        if np.isnan(pooled[b]):
-            shorter = pooled[:b][~np.isnan(pooled[:b])]
-            pooled[b] = shorter[-1] if len(shorter) else overall
-    table = np.tile(pooled, (n_features, 1))
-    for j in range(n_features):
-        for b in range(N_GAP_BINS):
-            own = needed[(feature == j) & (gap_bin == b)]
-            if len(own) >= _MIN_CELLS_PER_FEATURE:
-                table[j, b] = conformal_quantile(own, level)
-    return table
+    return _per_feature_and_gap(needed, feature, gap_bin, n_features, lambda own: conformal_quantile(own, level))
 
 
 def cell_scales(table: np.ndarray, given: np.ndarray) -> np.ndarray:
@@ -118,23 +125,11 @@ def residual_quantiles(
     then its predictive distribution. Sparse (feature, bin) pairs fall back as in ``spread_table``.
     """
     levels = (np.arange(n_levels) + 0.5) / n_levels
-    overall = np.quantile(residual, levels) if len(residual) else np.zeros(n_levels)
-    pooled = np.full((N_GAP_BINS, n_levels), np.nan)
-    for b in range(N_GAP_BINS):
-        own = residual[gap_bin == b]
-        if len(own) >= _MIN_CELLS_PER_BIN:
-            pooled[b] = np.quantile(own, levels)
-    for b in range(N_GAP_BINS):
-        if np.isnan(pooled[b, 0]):
-            shorter = [pooled[c] for c in range(b) if not np.isnan(pooled[c, 0])]
-            pooled[b] = shorter[-1] if shorter else overall
-    table = np.tile(pooled, (n_features, 1, 1))
-    for j in range(n_features):
-        for b in range(N_GAP_BINS):
-            own = residual[(feature == j) & (gap_bin == b)]
-            if len(own) >= _MIN_CELLS_PER_FEATURE:
-                table[j, b] = np.quantile(own, levels)
-    return table
+
+    def quantiles(own: np.ndarray) -> np.ndarray:
+        return np.quantile(own, levels) if len(own) else np.zeros(n_levels)
+
+    return _per_feature_and_gap(residual, feature, gap_bin, n_features, quantiles)
 
 
 def quantile_draws(table: np.ndarray, given: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
