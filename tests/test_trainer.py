@@ -57,3 +57,19 @@ def test_the_same_seed_gives_the_same_weights() -> None:
         return model.weight.detach().clone()
 
     assert torch.equal(run(1), run(1)) and not torch.equal(run(1), run(2))
+
+
+def test_the_kept_score_is_the_best_of_every_check_mid_epoch_ones_included() -> None:
+    scores: list[float] = []
+    probe = _windows(16).values[:, 0]
+
+    def validate(model: nn.Module) -> float:
+        scores.append(float(((model(probe) - 2 * probe) ** 2).mean()))
+        return scores[-1]
+
+    # Batches of one over many windows: epochs outlast the check interval, so checks run mid-epoch.
+    history = train(nn.Linear(8, 8), _regression_loss, _windows(2000),
+                    TrainConfig(max_epochs=10**6, batch_size=1, learning_rate=1e-2, time_budget=1.0, patience=10**6),
+                    validate=validate, progress=False)
+    assert len(scores) > len(history.val_score) + 1  # some checks were mid-epoch
+    assert history.best_score == min(scores) and history.initial_score == scores[0]

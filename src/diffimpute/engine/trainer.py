@@ -56,33 +56,42 @@ class TrainConfig:
 class TrainHistory:
     """Per-epoch mean training loss; validation score (lower is better) per epoch, NaN where none.
 
-    ``initial_score`` scores the weights before training; ``best_epoch`` is -1 when no epoch beat
-    them (or there was no validation) and the initial weights were kept.
+    ``initial_score`` scores the weights before training; ``best_score`` is the best of every check
+    (mid-epoch ones included), the one whose weights were kept; ``best_epoch`` is -1 when no epoch
+    beat the initial weights (or there was no validation) and those were kept.
     """
 
     train_loss: list[float] = field(default_factory=list)
     val_score: list[float] = field(default_factory=list)
     initial_score: float = math.nan
+    best_score: float = math.nan
     best_epoch: int = -1
     seconds: float = 0.0
     stopped: StopReason = ""
-    last_score: float = field(default=math.nan, repr=False)
 
     def to_dict(self) -> dict:
         return {"train_loss": self.train_loss, "val_score": self.val_score, "initial_score": self.initial_score,
-                "best_epoch": self.best_epoch, "seconds": self.seconds, "stopped": self.stopped}
+                "best_score": self.best_score, "best_epoch": self.best_epoch, "seconds": self.seconds, "stopped": self.stopped}
 
 
-def _check(validate: ScoreFn, scored: nn.Module, history: TrainHistory, epoch: int, best_score, best_state, stale):
-    """Score ``scored``; keep its weights if they are the best so far. Returns the new best and staleness."""
-    scored.eval()
-    with torch.no_grad():
-        score = float(validate(scored))
-    history.last_score = score
-    if score < best_score:
-        history.best_epoch = epoch
-        return score, copy.deepcopy(scored.state_dict()), 0
-    return best_score, best_state, stale + 1
+class _Selection:
+    """Model selection: score the weights now and then, keep the best, count checks without gain."""
+
+    def __init__(self, validate: ScoreFn, scored: nn.Module, history: TrainHistory) -> None:
+        self.validate, self.scored, self.history = validate, scored, history
+        self.best_state: dict | None = None
+        self.stale = 0
+
+    def check(self, epoch: int) -> float:
+        self.scored.eval()
+        with torch.no_grad():
+            score = float(self.validate(self.scored))
+        if self.best_state is None or score < self.history.best_score:
+            self.history.best_score, self.history.best_epoch = score, epoch
+            self.best_state, self.stale = copy.deepcopy(self.scored.state_dict()), 0
+        else:
+            self.stale += 1
+        return score
 
 
 def _lr_factor(progress: float) -> float:
@@ -117,12 +126,9 @@ def train(
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay)) if config.ema_decay else None
     scored = ema.module if ema is not None else model
     history = TrainHistory(stopped="max_epochs")
-    best_score, best_state, stale = math.inf, None, 0
-    if validate is not None:
-        model.eval()
-        with torch.no_grad():
-            history.initial_score = best_score = float(validate(model))
-        best_state = copy.deepcopy(model.state_dict())
+    selection = None if validate is None else _Selection(validate, scored, history)
+    if selection is not None:
+        history.initial_score = selection.check(epoch=-1)  # the untrained weights are a candidate too
     bar = tqdm(range(config.max_epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
     # With a budget, validation also runs mid-epoch, so that one long epoch cannot hide the best model.
     check_every = config.time_budget / _CHECKS_PER_BUDGET if config.time_budget else math.inf
@@ -148,8 +154,8 @@ def train(
             if ema is not None:
                 ema.update_parameters(model)
             total, count = total + loss.item() * len(batch), count + len(batch)
-            if validate is not None and time.perf_counter() - last_check > check_every:
-                best_score, best_state, stale = _check(validate, scored, history, epoch, best_score, best_state, stale)
+            if selection is not None and time.perf_counter() - last_check > check_every:
+                selection.check(epoch)
                 last_check = time.perf_counter()
                 model.train()
         history.train_loss.append(total / max(count, 1))
@@ -158,22 +164,21 @@ def train(
         due = time.perf_counter() - last_check >= check_every / 2 if config.time_budget else True
         epoch_end = ((epoch + 1) % config.validate_every == 0 and due) or epoch + 1 == config.max_epochs or out_of_time
         score = math.nan
-        if validate is not None and epoch_end and count > 0:
-            best_score, best_state, stale = _check(validate, scored, history, epoch, best_score, best_state, stale)
-            score = history.last_score
+        if selection is not None and epoch_end and count > 0:
+            score = selection.check(epoch)
             last_check = time.perf_counter()
         history.val_score.append(score)
         bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{score:.4f}")
         if out_of_time or (config.time_budget is not None and time.perf_counter() - started > config.time_budget):
             history.stopped = "time_budget"
             break
-        if stale >= config.patience:
+        if selection is not None and selection.stale >= config.patience:
             history.stopped = "early_stopping"
             break
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if selection is not None:
+        model.load_state_dict(selection.best_state)
     model.eval()
     history.seconds = time.perf_counter() - started
     return history

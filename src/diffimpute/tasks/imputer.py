@@ -504,8 +504,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         """
         if held is None or self.guess == "none":
             return True
-        scores = [self.history_.initial_score, *self.history_.val_score]
-        best = np.nanmin(scores) if np.isfinite(scores).any() else np.inf
+        best = self.history_.best_score
         held = self._selection_cells(held)
         with torch.no_grad():
             guess = self.model_.to(device).guess(held.windows.values.to(device), held.cond_mask.to(device),
