@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from typing import get_args
 
 import numpy as np
@@ -127,6 +128,32 @@ class _HeldOut:
 
     def __getitem__(self, rows: slice) -> _HeldOut:
         return _HeldOut(self.windows[rows], self.target[rows])
+
+    def cells(self) -> _HeldCells:
+        """NumPy views for scoring and calibration, each ``(windows, features, length)``."""
+        target, given = self.target.numpy(), self.cond_mask.numpy()
+        n_windows, n_features, _ = target.shape
+        return _HeldCells(
+            truth=self.windows.values.numpy().astype(np.float64),
+            target=target,
+            given=given,
+            feature=np.broadcast_to(np.arange(n_features)[None, :, None], target.shape),
+            gap=gap_bins(given),
+            even=np.broadcast_to((np.arange(n_windows) % 2 == 0)[:, None, None], target.shape),
+        )
+
+
+@dataclass(frozen=True)
+class _HeldCells:
+    """Held-out windows as arrays: truth, target and given cells, each cell's feature and gap-length
+    bin, and which windows are even (the two halves of cross-fitted calibration)."""
+
+    truth: np.ndarray
+    target: np.ndarray
+    given: np.ndarray
+    feature: np.ndarray
+    gap: np.ndarray
+    even: np.ndarray
 
 
 # ------------------------------------------------------------------------- estimator
@@ -419,9 +446,10 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         cond = batch.observed & ~target
         with torch.no_grad():
             guess = self.model_.guess(batch.values, cond, batch.positions)
-        error = ((batch.values - guess) ** 2 * target).sum(dim=(0, 2)) / target.sum(dim=(0, 2)).clamp(min=1)
-        overall = float(((batch.values - guess) ** 2 * target).sum() / target.sum().clamp(min=1))
-        scale = torch.where(target.sum(dim=(0, 2)) > 0, error, torch.tensor(overall)).sqrt()
+        errors = (batch.values - guess) ** 2 * target
+        count = target.sum(dim=(0, 2))
+        overall = errors.sum() / target.sum().clamp(min=1)
+        scale = torch.where(count > 0, errors.sum(dim=(0, 2)) / count.clamp(min=1), overall).sqrt()
         return scale.clamp(min=1e-2).view(-1, 1)
 
     def _noise_schedule(self) -> NoiseSchedule:
@@ -457,7 +485,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
     def _draw(self, model, windows: Windows, cond_mask, n_samples, steps, generator, device, on_chunk=None):
         """Draws ``(windows, samples, features, length)`` and the guess, in scaled units."""
         if not self.refines_:
-            return self._guess_draws(model, windows, cond_mask, n_samples, generator, device, on_chunk)
+            return self._guess_draws(windows, cond_mask, n_samples, generator, device, on_chunk)
         sampler = self._sampler() if steps is None else make_sampler(self._noise_schedule(), "ddim", steps, eta=0.0)
         cells = self.n_features_in_ * self.window_
         return sample(model, sampler, windows, cond_mask, n_samples, prediction=self.prediction,
@@ -469,23 +497,25 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         return held[: max(8, _VALIDATION_CELL_PASSES // (cells * _VALIDATION_SAMPLING_STEPS))]
 
     @torch.no_grad()
-    def _guess_draws(self, model, windows: Windows, cond_mask, n_samples, generator, device, on_chunk) -> SampleOutput:
-        """Draws around the guess when the model did not beat it (see ``_beats_guess``): the guess
-        plus residuals drawn from its own held-out errors (``residual_quantiles_``, per feature and
-        gap length); before those exist, every draw is the guess."""
+    def _guess_of(self, windows: Windows, cond_mask: torch.Tensor, device, on_chunk=None) -> torch.Tensor:
+        """The first guess ``(windows, features, length)`` from the cells where ``cond_mask``, on the CPU."""
         guesses = []
         for rows in torch.arange(len(windows)).split(256):
             chunk = windows[rows].to(device)
-            guesses.append(model.guess(chunk.values, cond_mask[rows].to(device), chunk.positions).cpu())
+            guesses.append(self.model_.guess(chunk.values, cond_mask[rows].to(device), chunk.positions).cpu())
             if on_chunk is not None:
                 on_chunk(len(rows))
-        guess = torch.cat(guesses) if guesses else windows.values.clone()
-        draws = guess.unsqueeze(1).repeat(1, n_samples, 1, 1)
-        if getattr(self, "residual_quantiles_", None) is not None:
-            rng = np.random.default_rng(generator.initial_seed())
-            scale = model.residual_scale.detach().cpu().numpy()  # (features, 1)
-            noise = quantile_draws(self.residual_quantiles_, cond_mask.numpy(), n_samples, rng) * scale
-            draws = draws + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(draws.dtype)
+        return torch.cat(guesses) if guesses else windows.values.clone()
+
+    def _guess_draws(self, windows: Windows, cond_mask, n_samples, generator, device, on_chunk) -> SampleOutput:
+        """Draws around the guess when the model did not beat it (see ``_beats_guess``): the guess
+        plus residuals drawn from its own held-out errors (``residual_quantiles_``, per feature and
+        gap length)."""
+        guess = self._guess_of(windows, cond_mask, device, on_chunk)
+        rng = np.random.default_rng(generator.initial_seed())
+        scale = self.model_.residual_scale.detach().cpu().numpy()  # (features, 1)
+        noise = quantile_draws(self.residual_quantiles_, cond_mask.numpy(), n_samples, rng) * scale
+        draws = guess.unsqueeze(1) + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(guess.dtype)
         return SampleOutput(samples=draws, guess=guess)
 
     def _validation_mae(self, model, held: _HeldOut, device) -> float:
@@ -506,9 +536,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
             return True
         best = self.history_.best_score
         held = self._selection_cells(held)
-        with torch.no_grad():
-            guess = self.model_.to(device).guess(held.windows.values.to(device), held.cond_mask.to(device),
-                                                 held.windows.positions.to(device)).cpu()
+        guess = self._guess_of(held.windows, held.cond_mask, device)
         guess_mae = float((guess - held.windows.values).abs()[held.target].mean())
         if best < guess_mae:
             return True
@@ -540,11 +568,9 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
         out = self._draw(self.model_, held.windows, held.cond_mask, _CALIBRATION_SAMPLES, None, generator, device)
         draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)  # (samples, windows, F, L)
-        truth = held.windows.values.numpy().astype(np.float64)
-        target, given = held.target.numpy(), held.cond_mask.numpy()
-        feature = np.broadcast_to(np.arange(self.n_features_in_)[None, :, None], target.shape)
-        gap = gap_bins(given)
-        even = np.broadcast_to((np.arange(len(held)) % 2 == 0)[:, None, None], target.shape)
+        arrays = held.cells()
+        truth, target, given, feature, gap, even = (arrays.truth, arrays.target, arrays.given, arrays.feature,
+                                                    arrays.gap, arrays.even)
 
         def table_from(cells: np.ndarray) -> np.ndarray:
             return spread_table(draws[:, cells], truth[cells], feature[cells], gap[cells],
@@ -573,15 +599,11 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         """The guess's predictive distribution from its held-out errors, and an honest ``validation_``
         (even windows scored with quantiles from odd windows and vice versa)."""
         scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
-        with torch.no_grad():
-            guess = self.model_.to(device).guess(held.windows.values.to(device), held.cond_mask.to(device),
-                                                 held.windows.positions.to(device)).cpu().numpy().astype(np.float64)
-        truth = held.windows.values.numpy().astype(np.float64)
-        target, given = held.target.numpy(), held.cond_mask.numpy()
+        guess = self._guess_of(held.windows, held.cond_mask, device).numpy().astype(np.float64)
+        arrays = held.cells()
+        truth, target, given, feature, gap, even = (arrays.truth, arrays.target, arrays.given, arrays.feature,
+                                                    arrays.gap, arrays.even)
         residual = (truth - guess) / scale
-        feature = np.broadcast_to(np.arange(self.n_features_in_)[None, :, None], target.shape)
-        gap = gap_bins(given)
-        even = np.broadcast_to((np.arange(len(held)) % 2 == 0)[:, None, None], target.shape)
 
         def table_from(cells: np.ndarray) -> np.ndarray:
             return residual_quantiles(residual[cells], feature[cells], gap[cells], self.n_features_in_)
