@@ -1,27 +1,30 @@
-"""ImDiffusionDetector: unconditional inputs, anomalies score high, label-free thresholds, persistence."""
+"""ImDiffusionDetector: a client of the engine; anomalies of three kinds score high; every scoring
+option runs; label-free thresholds; short histories; budgets; persistence; seeds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from diffimpute.tasks.anomaly import ImDiffusionDetector
+from diffimpute.engine import sampling
+from diffimpute.tasks import anomaly
+from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
 
 TINY = {
     "window": 24, "stride": 12, "n_segments": 6, "train_stride": 2, "channels": 16, "n_layers": 1,
-    "n_heads": 2, "max_epochs": 10, "batch_size": 32, "sampler": "ddim", "sampling_steps": 5,
-    "vote_steps": (0, 5, 10), "ensemble": "mean", "calibration_fraction": 0.25,
-    "threshold": "percentile", "device": "cpu",
+    "n_heads": 2, "max_epochs": 12, "batch_size": 32, "sampling_steps": 5, "n_samples": 2,
+    "calibration_fraction": 0.25, "time_budget": None, "device": "cpu",
 }
+NORMAL = np.r_[12:55, 120:150, 210:228]  # away from the anomalies below and from the series edges
 
 
 def seasonal(n_time: int, seed: int) -> np.ndarray:
-    """Three scaled copies of one daily sine plus small noise: every step is predictable."""
+    """Three features tied to one daily cycle (two in phase, one a quarter turn later) plus small noise."""
     rng = np.random.default_rng(seed)
-    base = np.sin(2 * np.pi * np.arange(n_time) / 24)
-    return base[:, None] * np.array([1.0, 2.0, 3.0]) + 0.05 * rng.standard_normal((n_time, 3))
+    phase = 2 * np.pi * np.arange(n_time) / 24
+    clean = np.stack([np.sin(phase), 2 * np.sin(phase), 3 * np.cos(phase)], axis=1)
+    return clean + 0.05 * rng.standard_normal((n_time, 3))
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +36,9 @@ def train() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def test_frame(train: pd.DataFrame) -> pd.DataFrame:
     values = seasonal(240, 1)
-    values[100, 1] += 4.0  # spike
-    values[170:180] += 2.0  # level shift
+    values[70, 1] += 4.0  # spike
+    values[160:172, 2] += 2.5  # level shift of one feature
+    values[90:114, 1] *= -1  # b turns against a: each feature alone still looks normal inside
     index = pd.date_range(train.index[-1] + pd.Timedelta(hours=1), periods=240, freq="h")
     return pd.DataFrame(values, index=index, columns=train.columns)
 
@@ -44,45 +48,60 @@ def detector(train: pd.DataFrame) -> ImDiffusionDetector:
     return ImDiffusionDetector(**TINY).fit(train)
 
 
-def test_unconditional_input_carries_noised_not_clean_values(detector: ImDiffusionDetector) -> None:
-    values = torch.randn(4, 1, 3, 24)
-    hidden = torch.zeros(4, 1, 3, 24, dtype=torch.bool)
-    hidden[..., :6] = True
-    x_t = torch.full((4, 2, 3, 24), 7.0)
-    t = 30
-    seen = detector.noisy_input(x_t, values, hidden, t, torch.Generator().manual_seed(0))
-    assert torch.equal(seen[..., :6], x_t[..., :6])  # hidden cells: the reverse trajectory
-    visible = seen[..., 6:]
-    assert not torch.allclose(visible, values.expand_as(seen)[..., 6:], atol=0.1)
-    alpha_bar = float(detector._noise_schedule().alpha_bars[t])
-    noise = (visible - alpha_bar**0.5 * values[..., 6:]) / (1 - alpha_bar) ** 0.5
-    assert abs(float(noise.std()) - 1.0) < 0.15  # exactly q(x_t | x_0) at step t
-    conditional = detector.set_params(unconditional=False).noisy_input(x_t, values, hidden, t, None)
-    detector.set_params(unconditional=True)
-    assert torch.equal(conditional[..., 6:], torch.zeros_like(conditional[..., 6:]))
+def test_scoring_goes_through_the_engine_sampler(detector: ImDiffusionDetector, test_frame, monkeypatch) -> None:
+    calls = []
+    original = sampling.sample
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["keep_steps"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(anomaly, "sample", spy)
+    detector.cell_scores(test_frame)
+    assert calls and all(list(steps) == detector.vote_timesteps() for steps in calls)
+    assert detector.history_.train_loss  # trained by engine.train (see test_refinement for the spy)
 
 
-def test_spike_and_level_shift_score_above_normal(detector: ImDiffusionDetector, test_frame: pd.DataFrame) -> None:
+def test_spike_level_shift_and_changed_correlation_score_above_normal(detector, test_frame) -> None:
     scores = detector.anomaly_score(test_frame)
     assert isinstance(scores, pd.Series) and scores.index.equals(test_frame.index)
-    normal = np.r_[12:95, 110:165, 185:228]  # away from anomalies and series edges
-    typical = np.quantile(scores.iloc[normal], 0.9)
-    assert scores.iloc[100] > typical
-    assert scores.iloc[170:180].mean() > typical
+    typical = np.quantile(scores.iloc[NORMAL], 0.9)
+    assert scores.iloc[70] > typical
+    assert scores.iloc[162:170].mean() > typical
+    assert scores.iloc[94:110].mean() > typical  # inside the segment: no jump, only the broken relation
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"score": "zscore"}, {"score": "crps"}, {"standardise": False}, {"feature_reduction": "sum"},
+        {"feature_reduction": "topk", "top_k": 2}, {"ensemble": "vote", "vote_steps": (0, 10, 20)},
+        {"smoothing": 5},
+    ],
+)
+def test_every_scoring_option_runs_and_still_ranks_the_spike_high(detector, test_frame, options) -> None:
+    base = detector.get_params()
+    try:
+        scores = detector.set_params(**options).anomaly_score(test_frame)
+        assert np.isfinite(scores).all() and scores.shape == (240,)
+        assert scores.iloc[70] > np.quantile(scores.iloc[NORMAL], 0.9)
+    finally:
+        detector.set_params(**{k: base[k] for k in options})
 
 
 def test_thresholds_need_no_labels(detector: ImDiffusionDetector, test_frame: pd.DataFrame) -> None:
     flags = detector.predict(test_frame)
     assert set(np.unique(flags)) <= {0, 1} and flags.index.equals(test_frame.index)
-    assert flags.mean() < 0.2  # a threshold from normal calibration data flags few steps
+    assert flags.iloc[70] == 1 and flags.iloc[NORMAL].mean() < 0.1
     expected = np.percentile(detector.calibration_scores(), 99.0)
     assert detector.fitted_threshold().threshold_ == pytest.approx(expected)
     for kind in ("pot", "spot"):
         threshold = detector.set_params(threshold=kind, threshold_init_quantile=0.9, threshold_risk=0.01).fitted_threshold()
         assert np.isfinite(threshold.threshold_)
     detector.set_params(threshold="percentile")
-    scores = detector.score_samples(test_frame.to_numpy())
-    assert scores.shape == (240,) and scores[100] < np.median(scores)
+    array_flags = detector.predict(test_frame.to_numpy())
+    np.testing.assert_array_equal(array_flags, flags.to_numpy())
+    assert detector.score_samples(test_frame.to_numpy())[70] < np.median(detector.score_samples(test_frame.to_numpy()))
 
 
 def test_save_load_round_trip(detector: ImDiffusionDetector, test_frame: pd.DataFrame, tmp_path) -> None:
@@ -90,32 +109,60 @@ def test_save_load_round_trip(detector: ImDiffusionDetector, test_frame: pd.Data
     detector.save(path)
     loaded = ImDiffusionDetector.load(path)
     assert loaded.get_params() == detector.get_params()
+    assert (loaded.window_, loaded.stride_, loaded.n_segments_) == (detector.window_, detector.stride_, detector.n_segments_)
     np.testing.assert_array_equal(loaded.anomaly_score(test_frame), detector.anomaly_score(test_frame))
     np.testing.assert_array_equal(loaded.calibration_scores(), detector.calibration_scores())
 
 
-def test_vectorised_scoring_matches_chunked(detector: ImDiffusionDetector, test_frame: pd.DataFrame) -> None:
-    whole = detector.step_errors(test_frame)
-    detector.set_params(max_cells_per_pass=1)  # one window per pass
-    try:
-        chunked = detector.step_errors(test_frame)
-    finally:
-        detector.set_params(max_cells_per_pass=TINY.get("max_cells_per_pass", 2**20))
-    assert whole.shape == (5, 1, 240, 3)
-    assert np.isfinite(whole).all() and np.isfinite(chunked).all()
-    assert detector.network_passes_per_timestamp() == 2 * 5 * 1 * 24 / 12
+def test_seeded_fits_are_identical_and_seeds_differ(train: pd.DataFrame, test_frame: pd.DataFrame) -> None:
+    quick = {**TINY, "max_epochs": 2}
+    first = ImDiffusionDetector(**quick, random_state=3).fit(train).anomaly_score(test_frame)
+    again = ImDiffusionDetector(**quick, random_state=3).fit(train).anomaly_score(test_frame)
+    other = ImDiffusionDetector(**quick, random_state=4).fit(train).anomaly_score(test_frame)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_cell_scores_cover_every_cell_once_per_kept_step(detector: ImDiffusionDetector, test_frame) -> None:
+    cells = detector.cell_scores(test_frame)
+    assert cells.shape == (len(detector.vote_timesteps()), 1, 240, 3)
+    assert np.isfinite(cells).all() and (cells >= 0).all()
+    assert detector.network_passes_per_timestamp() == 2 * 5 * 2 * 24 / 12
+
+
+def test_defaults_size_themselves_for_a_short_history() -> None:
+    short = pd.DataFrame(seasonal(120, 2), columns=["a", "b", "c"])
+    detector = ImDiffusionDetector(channels=8, n_layers=1, n_heads=2, max_epochs=1, device="cpu").fit(short)
+    assert detector.window_ <= 24 and detector.stride_ == detector.window_ // 2  # 20 % of 120 rows calibrate
+    assert detector.anomaly_score(short).shape == (120,)
+
+
+def test_time_budget_stops_training(train: pd.DataFrame) -> None:
+    detector = ImDiffusionDetector(**{**TINY, "max_epochs": 10_000, "time_budget": 1.0}).fit(train)
+    assert detector.history_.stopped == "time_budget" and detector.history_.seconds < 5
+
+
+def test_the_imdiffusion_settings_run(train: pd.DataFrame, test_frame: pd.DataFrame) -> None:
+    faithful = {**IMDIFFUSION, **{k: TINY[k] for k in ("window", "stride", "n_segments", "channels", "n_layers", "n_heads")},
+                "max_epochs": 1, "sampler": "ddim", "sampling_steps": 5, "vote_steps": (0, 10, 20), "device": "cpu"}
+    scores = ImDiffusionDetector(**faithful).fit(train).anomaly_score(test_frame)
+    assert np.isfinite(scores).all()
 
 
 @pytest.mark.parametrize(
     "params,message",
     [
         ({"ensemble": "median"}, "ensemble"),
-        ({"error_reduction": "mean"}, "error_reduction"),
+        ({"feature_reduction": "mean"}, "feature_reduction"),
+        ({"masks": "stripes"}, "masks"),
         ({"train_masks": "grid"}, "train_masks"),
-        ({"stride": 30}, "stride"),
+        ({"score": "zscore", "n_samples": 1}, "n_samples"),
+        ({"unconditional": True}, "guess='none'"),
         ({"vote_steps": (60,)}, "vote_steps"),
         ({"n_segments": 1}, "n_segments"),
         ({"threshold": "oracle"}, "threshold"),
+        ({"time_budget": 0}, "time_budget"),
+        ({"smoothing": 0}, "smoothing"),
     ],
 )
 def test_bad_parameters_raise(train: pd.DataFrame, params: dict, message: str) -> None:
@@ -134,6 +181,8 @@ def test_bad_data_raise(detector: ImDiffusionDetector, train: pd.DataFrame, test
         detector.anomaly_score(test_frame.iloc[:10])
     with pytest.raises(ValueError, match="window"):
         ImDiffusionDetector(**TINY).fit(train.iloc[:30])
+    with pytest.raises(ValueError, match="rows"):
+        ImDiffusionDetector().fit(train.iloc[:8])
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):

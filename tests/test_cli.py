@@ -97,3 +97,28 @@ def test_threads_option_sets_torch_threads(csv: str) -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_detect_scores_flags_evaluates_and_saves(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    phase = 2 * np.pi * np.arange(400) / 24
+    values = np.stack([np.sin(phase), 2 * np.sin(phase)], axis=1) + 0.05 * rng.standard_normal((400, 2))
+    frame = pd.DataFrame(values, columns=["a", "b"], index=pd.date_range("2024-01-01", periods=400, freq="h"))
+    frame["anomaly"] = 0
+    train, test = frame.iloc[:300], frame.iloc[300:].copy()
+    test.iloc[50, 0] += 5.0
+    test.iloc[50, test.columns.get_loc("anomaly")] = 1
+    train_path, test_path = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.drop(columns="anomaly").to_csv(train_path, index_label="time")
+    test.to_csv(test_path, index_label="time")
+    out, model = tmp_path / "scores.csv", tmp_path / "detector.safetensors"
+    result = _run("detect", str(train_path), str(test_path), "-o", str(out), "--label-col", "anomaly",
+                  "--time-budget", "5", "--epochs", "3", "--steps", "2", "--model", str(model))
+    assert result.exit_code == 0, result.output
+    assert "network passes per row" in result.output and "VUS-PR" in result.output
+    scores = pd.read_csv(out, index_col=0)
+    assert list(scores.columns) == ["anomaly_score", "anomaly"] and len(scores) == 100
+    assert scores["anomaly_score"].to_numpy().argmax() == 50
+    assert model.exists()
+    bad = _run("detect", str(train_path), str(test_path), "-o", str(out), "--window", "1000")
+    assert bad.exit_code == 2 and "window" in bad.output

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from diffimpute.masking.grating import (
     grating_masks,
-    grating_targets,
+    mask_targets,
     random_point_targets,
+    scoring_masks,
     segment_bounds,
 )
 
@@ -36,12 +37,27 @@ def test_segments_are_contiguous_and_alternate(length: int, n_segments: int) -> 
         assert segment[k % 2].all() and not segment[1 - k % 2].any()
 
 
-def test_training_targets_are_whole_grating_masks() -> None:
+@pytest.mark.parametrize("kind", ["grating", "checkerboard"])
+def test_each_mask_family_hides_every_cell_exactly_once(kind: str) -> None:
+    masks = scoring_masks(kind, 4, 20, 5, 2)
+    assert masks.shape == (2, 4, 20) and torch.equal(masks.sum(dim=0), torch.ones(4, 20, dtype=torch.long))
+    if kind == "grating":
+        assert torch.equal(masks, grating_masks(20, 5, 2)[:, None, :].expand(2, 4, 20))
+    else:  # neighbouring features alternate, so a hidden cell sees the other features at its time
+        assert torch.equal(masks[:, 1], masks[:, 0].flip(0)) and torch.equal(masks[:, 2], masks[:, 0])
+
+
+def test_checkerboard_is_the_grating_for_one_feature() -> None:
+    assert torch.equal(scoring_masks("checkerboard", 1, 12, 4, 2), scoring_masks("grating", 1, 12, 4, 2))
+
+
+def test_training_targets_are_whole_scoring_masks() -> None:
     generator = torch.Generator().manual_seed(0)
-    target, index = grating_targets((6, 3, 20), 4, 2, generator)
-    masks = grating_masks(20, 4, 2)
+    masks = scoring_masks("checkerboard", 3, 20, 4, 2)
+    target, index = mask_targets(masks, 6, generator)
+    assert target.shape == (6, 3, 20) and set(index.tolist()) <= {0, 1}
     for row, m in zip(target, index):
-        assert torch.equal(row, masks[m].expand(3, 20))
+        assert torch.equal(row, masks[m])
 
 
 def test_random_targets_keep_hidden_and_visible_cells() -> None:
@@ -58,6 +74,7 @@ def test_random_targets_keep_hidden_and_visible_cells() -> None:
         (lambda: grating_masks(10, 11, 2), "cannot exceed"),
         (lambda: grating_masks(10, 4, 1), "n_masks"),
         (lambda: random_point_targets((2, 2, 2), 1.0, torch.Generator()), "ratio"),
+        (lambda: scoring_masks("stripes", 2, 10, 4, 2), "masks"),
     ],
 )
 def test_bad_grating_parameters_raise(call, message: str) -> None:

@@ -154,7 +154,7 @@ def test_every_task_trains_through_the_one_engine(frame: pd.DataFrame, monkeypat
     ImDiffusionDetector(window=16, stride=8, n_segments=4, channels=8, n_layers=1, n_heads=2, max_epochs=1,
                         sampler="ddim", sampling_steps=2, device="cpu",
                         verbose=False).fit(pd.DataFrame(structured(200, 3)))
-    assert calls == ["training prior", "training", "training"]
+    assert calls == ["training prior", "training", "training detector"]
 
 
 def test_training_beats_the_guess_where_features_explain_each_other() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 import numpy as np
@@ -18,21 +19,27 @@ from diffimpute.io.files import read_table, write_table
 @click.option("--label-col", default=None, help="0/1 anomaly column in TEST (and TRAIN); used only for evaluation.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="Image of series, score, threshold.")
 @click.option("--index-col", default=None, help="Column to use as the time index.")
-@click.option("--window", type=int, default=100, show_default=True)
-@click.option("--stride", type=int, default=50, show_default=True)
-@click.option("--segments", "n_segments", type=int, default=10, show_default=True, help="Grating segments per window.")
-@click.option("--epochs", "max_epochs", type=int, default=50, show_default=True)
-@click.option("--threshold", type=click.Choice(["percentile", "pot", "spot"]), default="pot", show_default=True)
-@click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default="ddpm", show_default=True)
+@click.option("--preset", type=click.Choice(["default", "imdiffusion"]), default="default", show_default=True,
+              help="'imdiffusion': the released ImDiffusion settings, for comparison.")
+@click.option("--window", type=int, default=None, help="Time steps per window [default: sized from TRAIN, at most 64].")
+@click.option("--stride", type=int, default=None, help="Step between scored windows [default: window // 2].")
+@click.option("--masks", type=click.Choice(["checkerboard", "grating"]), default=None, help="Mask family.")
+@click.option("--score", "score_kind", type=click.Choice(["error", "zscore", "crps"]), default=None,
+              help="Per-cell evidence.")
+@click.option("--smoothing", type=int, default=None, help="Moving-average width over the score.")
+@click.option("--time-budget", type=float, default=60.0, show_default=True, help="Seconds of training.")
+@click.option("--epochs", "max_epochs", type=int, default=None, help="Most training epochs.")
+@click.option("--threshold", type=click.Choice(["percentile", "pot", "spot"]), default="percentile", show_default=True)
+@click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default=None)
 @click.option("--steps", "sampling_steps", type=int, default=None, help="DDIM sampling steps.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="Also save the detector here.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
-def detect(train, test, output, label_col, plot_path, index_col, window, stride, n_segments, max_epochs,
-           threshold, sampler, sampling_steps, model_path, device, seed, quiet):
+def detect(train, test, output, label_col, plot_path, index_col, preset, window, stride, masks, score_kind, smoothing,
+           time_budget, max_epochs, threshold, sampler, sampling_steps, model_path, device, seed, quiet):
     """Fit on TRAIN (mostly normal), write one anomaly score and 0/1 flag per row of TEST."""
-    from diffimpute.tasks.anomaly import ImDiffusionDetector
+    from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
 
     try:
         train_frame, test_frame = read_table(train, index_col), read_table(test, index_col)
@@ -42,11 +49,17 @@ def detect(train, test, output, label_col, plot_path, index_col, window, stride,
                 raise ValueError(f"--label-col {label_col!r} is not a column of {test}; columns are {list(test_frame.columns)}")
             labels = test_frame.pop(label_col).to_numpy()
             train_frame = train_frame.drop(columns=[label_col], errors="ignore")
-        detector = ImDiffusionDetector(
-            window=window, stride=stride, n_segments=n_segments, max_epochs=max_epochs, threshold=threshold,
-            sampler=sampler, sampling_steps=sampling_steps, device=device, random_state=seed, verbose=not quiet,
-        ).fit(train_frame)
+        chosen = {"window": window, "stride": stride, "masks": masks, "score": score_kind, "smoothing": smoothing,
+                  "max_epochs": max_epochs, "sampler": sampler, "sampling_steps": sampling_steps}
+        params = {**(IMDIFFUSION if preset == "imdiffusion" else {}),
+                  **{k: v for k, v in chosen.items() if v is not None}}
+        started = time.perf_counter()
+        detector = ImDiffusionDetector(**params, time_budget=time_budget, threshold=threshold, device=device,
+                                       random_state=seed, verbose=not quiet).fit(train_frame)
+        fit_seconds = time.perf_counter() - started
+        started = time.perf_counter()
         scores = detector.anomaly_score(test_frame)
+        score_seconds = time.perf_counter() - started
         cut = detector.fitted_threshold()
         flags = cut.predict(scores.to_numpy())
         write_table(pd.DataFrame({"anomaly_score": scores, "anomaly": flags}, index=test_frame.index), output)
@@ -60,7 +73,12 @@ def detect(train, test, output, label_col, plot_path, index_col, window, stride,
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
     if not quiet:
-        click.echo(f"scored {len(scores)} rows, {int(flags.sum())} flagged; written to {output}")
+        click.echo(
+            f"fit {fit_seconds:.1f} s (window {detector.window_}, {len(detector.history_.train_loss)} epochs), "
+            f"scored {len(scores)} rows in {score_seconds:.1f} s "
+            f"({detector.network_passes_per_timestamp():.0f} network passes per row), {int(flags.sum())} flagged; "
+            f"written to {output}"
+        )
     if labels is not None:
         from diffimpute.metrics import anomaly as metrics
 

@@ -19,23 +19,31 @@ class Windows:
     positions: ``(n, length)`` float32 time of each step relative to the window start.
     prior: optional ``(n, channels, features, length)`` extra conditioning, e.g. a coarse estimate
         of every cell from a latent prior; the denoiser sees it beside the observed values.
+    mask_index: optional ``(n,)`` int64, which of a task's fixed masks chose the targets of each
+        window (the detector's grating masks); the denoiser embeds it.
     """
 
     values: torch.Tensor
     observed: torch.Tensor
     positions: torch.Tensor
     prior: torch.Tensor | None = None
+    mask_index: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.values.shape[0]
 
     def __getitem__(self, rows: torch.Tensor | slice) -> Windows:
-        prior = None if self.prior is None else self.prior[rows]
-        return Windows(self.values[rows], self.observed[rows], self.positions[rows], prior)
+        return Windows(*(None if t is None else t[rows] for t in self._tensors()))
 
     def to(self, device: torch.device | str) -> Windows:
-        prior = None if self.prior is None else self.prior.to(device)
-        return Windows(self.values.to(device), self.observed.to(device), self.positions.to(device), prior)
+        return Windows(*(None if t is None else t.to(device) for t in self._tensors()))
+
+    def repeat_each(self, times: int) -> Windows:
+        """Each window ``times`` times in a row (``a, a, b, b, ...``), e.g. once per mask."""
+        return Windows(*(None if t is None else t.repeat_interleave(times, 0) for t in self._tensors()))
+
+    def _tensors(self) -> tuple[torch.Tensor | None, ...]:
+        return self.values, self.observed, self.positions, self.prior, self.mask_index
 
 
 def windows_from_panel(

@@ -13,7 +13,7 @@ import torch
 from diffimpute.data.batch import Windows
 from diffimpute.diffusion.parameterisation import Prediction, training_target
 from diffimpute.diffusion.schedules import NoiseSchedule
-from diffimpute.engine.sampling import conditioning_channels
+from diffimpute.engine.sampling import condition_of
 from diffimpute.nn.csdi import CSDIDenoiser
 
 
@@ -26,23 +26,42 @@ def denoising_loss(
     generator: torch.Generator,
     prediction: Prediction,
     steps: torch.Tensor | None = None,
+    unconditional: bool = False,
 ) -> torch.Tensor:
     """Mean squared error of the network's output over the ``target`` cells of ``batch``.
 
     cond_mask, target: ``(batch, features, length)`` bool. Cells neither conditioning nor target
     (truly missing) enter with a zero residual, i.e. at their guess. ``steps`` fixes the
-    diffusion step of each window (default: drawn uniformly).
+    diffusion step of each window (default: drawn uniformly). ``unconditional``: conditioning cells
+    reach the network only noised like the targets (see ``engine.sampling``).
     """
     n = len(batch)
     device = batch.values.device
     if steps is None:
         steps = torch.randint(0, schedule.n_steps, (n,), generator=generator, device=device)
     noise = torch.randn(batch.values.shape, generator=generator, device=device)
-    condition = model.condition(conditioning_channels(batch, cond_mask), cond_mask, batch.positions)
+    condition = condition_of(model, batch, cond_mask, unconditional)
     residual = model.to_residual(batch.values, condition) * batch.observed
     alpha_bar = schedule.alpha_bars.to(device)[steps].to(noise.dtype).view(-1, 1, 1)
     noisy = alpha_bar.sqrt() * residual + (1 - alpha_bar).sqrt() * noise
-    output = model((noisy * ~cond_mask).unsqueeze(1), steps, condition).squeeze(1)
+    seen = noisy if unconditional else noisy * ~cond_mask
+    output = model(seen.unsqueeze(1), steps, condition).squeeze(1)
     goal = training_target(residual, noise, alpha_bar, prediction)
     weight = target.to(noise.dtype)
     return ((output - goal) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+@torch.no_grad()
+def guess_residual_scale(model: CSDIDenoiser, batch: Windows, target: torch.Tensor) -> torch.Tensor:
+    """Per-feature RMS error of the model's guess on ``target`` cells given the other observed
+    ones: the residual's natural unit (``CSDIDenoiser.residual_scale``), ``(features, 1)``.
+
+    A feature with no target cell takes the overall RMS; tiny scales are floored at 0.01.
+    """
+    cond = batch.observed & ~target
+    guess = model.guess(batch.values, cond, batch.positions)
+    errors = (batch.values - guess) ** 2 * target
+    count = target.sum(dim=(0, 2))
+    overall = errors.sum() / target.sum().clamp(min=1)
+    scale = torch.where(count > 0, errors.sum(dim=(0, 2)) / count.clamp(min=1), overall).sqrt()
+    return scale.clamp(min=1e-2).view(-1, 1)

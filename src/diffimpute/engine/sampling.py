@@ -5,6 +5,12 @@ part of the network (``CSDIDenoiser.condition``, the first guess included) runs 
 windows, not once per step or per draw. Chunks bound memory at ``rows_per_pass`` (windows x
 samples) network rows. The reverse process runs over the residual from the guess and is mapped
 back to values at the end, so conditioned cells come back exact.
+
+Conditional vs unconditional. By default (CSDI) the conditioning cells reach the network as clean
+values in a conditioning channel and as zeros in the noisy input. ``unconditional=True`` is
+ImDiffusion's imputed diffusion: no clean value reaches the network; the conditioning cells enter
+the noisy input forward-noised to the current step, so each step's estimate sees the context at
+that step's noise level.
 """
 
 from __future__ import annotations
@@ -17,10 +23,7 @@ import torch
 from diffimpute.data.batch import Windows
 from diffimpute.diffusion.parameterisation import Prediction, to_epsilon
 from diffimpute.diffusion.samplers import DDIMSampler, DDPMSampler, X0Range
-from diffimpute.nn.csdi import CSDIDenoiser
-
-# input_fn(state, t, given) -> what the network sees at step t; shapes (batch, samples, features, length).
-InputFn = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+from diffimpute.nn.csdi import Condition, CSDIDenoiser
 
 
 @dataclass
@@ -34,18 +37,17 @@ class SampleOutput:
     guess: torch.Tensor | None = None
 
 
-def conditioning_channels(windows: Windows, cond_mask: torch.Tensor) -> torch.Tensor:
-    """Channel 0: the conditioning values (0 elsewhere); then the windows' prior channels, if any.
+def condition_of(
+    model: CSDIDenoiser, windows: Windows, cond_mask: torch.Tensor, unconditional: bool = False
+) -> Condition:
+    """The denoiser's step-independent inputs for ``windows`` given the cells in ``cond_mask``.
 
-    Returns ``(n, channels, features, length)``.
+    Conditioning channel 0 holds the conditioning values (0 elsewhere; all 0 when
+    ``unconditional``), then the windows' prior channels, if any.
     """
-    given = (windows.values * cond_mask).unsqueeze(1)
-    return given if windows.prior is None else torch.cat([given, windows.prior], dim=1)
-
-
-def conditional_input(state: torch.Tensor, t: int, given: torch.Tensor) -> torch.Tensor:
-    """As in training, conditioned cells enter the noisy channel as zeros."""
-    return state * ~given
+    given = (windows.values * cond_mask * (not unconditional)).unsqueeze(1)
+    channels = given if windows.prior is None else torch.cat([given, windows.prior], dim=1)
+    return model.condition(channels, cond_mask, windows.positions, windows.mask_index)
 
 
 @torch.no_grad()
@@ -61,7 +63,7 @@ def sample(
     generator: torch.Generator | None = None,
     keep_steps: Collection[int] = (),
     value_range: X0Range | None = None,
-    input_fn: InputFn = conditional_input,
+    unconditional: bool = False,
     device: torch.device | str = "cpu",
     on_chunk: Callable[[int], None] | None = None,
 ) -> SampleOutput:
@@ -81,12 +83,12 @@ def sample(
         rows = slice(start, min(start + windows_per_pass, n_windows))
         chunk = windows[rows].to(device)
         mask = cond_mask[rows].to(device)
-        condition = model.condition(conditioning_channels(chunk, mask), mask, chunk.positions)
+        condition = condition_of(model, chunk, mask, unconditional)
         draws, kept = [], {t: [] for t in keep_steps}
         for first in range(0, n_samples, samples_per_pass):
             count = min(samples_per_pass, n_samples - first)
             x, trajectory = _reverse(
-                model, sampler, condition, chunk, mask, count, prediction, generator, keep_steps, value_range, input_fn
+                model, sampler, condition, chunk, mask, count, prediction, generator, keep_steps, value_range, unconditional
             )
             draws.append(x)
             for t, x0 in trajectory.items():
@@ -105,7 +107,8 @@ def sample(
     )
 
 
-def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction, generator, keep_steps, value_range, input_fn):
+def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction, generator, keep_steps, value_range,
+             unconditional):
     batch, n_features, length = chunk.values.shape
     given = mask.unsqueeze(1)
     values = chunk.values.unsqueeze(1)
@@ -116,9 +119,15 @@ def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction,
     x = torch.randn((batch, count, n_features, length), generator=generator, device=values.device, dtype=values.dtype)
     alpha_bars = sampler.schedule.alpha_bars
     trajectory = {}
+    given_residual = model.to_residual(values, condition)
     for i, t in enumerate(sampler.timesteps):
-        output = model(input_fn(x, t, given), torch.tensor([t], device=x.device), condition)
         alpha_bar = alpha_bars[t].to(device=x.device, dtype=x.dtype)
+        if unconditional:
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            seen = torch.where(given, alpha_bar.sqrt() * given_residual + (1 - alpha_bar).sqrt() * noise, x)
+        else:
+            seen = x * ~given
+        output = model(seen, torch.tensor([t], device=x.device), condition)
         eps = to_epsilon(output, x, alpha_bar, prediction)
         x, x0_hat = sampler.step(eps, i, x, generator, residual_range)
         if t in keep_steps:

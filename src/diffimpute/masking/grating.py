@@ -6,9 +6,17 @@ a grating. ``n_masks`` complementary masks take turns: segment ``k`` is hidden b
 each time from the segments around it. The imputation error at a step is then its anomaly
 signal: normal steps are predictable from their context, anomalous ones are not.
 
-Masks are boolean with True meaning *hidden* (an imputation target), shape ``(n_masks, length)``
-for one window or ``(batch, features, length)`` once broadcast for a batch, matching
-``masking.targets``.
+Two mask families share that property:
+
+- ``"grating"`` (ImDiffusion): segment ``k`` of every feature is hidden by mask ``k % n_masks``, so a
+  hidden step is predicted from the time around it only.
+- ``"checkerboard"``: segment ``k`` of feature ``f`` is hidden by mask ``(k + f) % n_masks``, so a
+  hidden cell is also predicted from other features at the same time. A sustained shift of one
+  feature, or a changed relation between features, then breaks the prediction, as it breaks a
+  PCA reconstruction; with one feature it is the grating.
+
+Masks are boolean with True meaning *hidden* (an imputation target), shape ``(n_masks, features,
+length)``, matching ``masking.targets``.
 """
 
 from __future__ import annotations
@@ -18,9 +26,10 @@ from typing import Literal, get_args
 import numpy as np
 import torch
 
-from diffimpute._validation import check_positive_int
+from diffimpute._validation import check_choice, check_positive_int
 
-TrainMasks = Literal["grating", "random"]
+MaskKind = Literal["grating", "checkerboard"]
+TrainMasks = Literal["same", "random"]
 
 # ---------------------------------------------------------------------------- masks
 
@@ -59,17 +68,23 @@ def grating_masks(length: int, n_segments: int, n_masks: int = 2) -> torch.Tenso
     return torch.from_numpy(owner[None, :] == np.arange(n_masks)[:, None])
 
 
-def grating_targets(
-    shape: tuple[int, int, int], n_segments: int, n_masks: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training targets from grating masks: each window of ``(batch, features, length)`` gets one
-    of the ``n_masks`` masks at random. Returns ``(target, mask_index)`` with ``mask_index``
-    ``(batch,)`` int64."""
-    batch, n_features, length = shape
-    masks = grating_masks(length, n_segments, n_masks).to(generator.device)
-    index = torch.randint(0, n_masks, (batch,), generator=generator, device=generator.device)
-    target = masks[index].unsqueeze(1).expand(batch, n_features, length)
-    return target.contiguous(), index
+def scoring_masks(kind: MaskKind, n_features: int, length: int, n_segments: int, n_masks: int = 2) -> torch.Tensor:
+    """The ``n_masks`` complementary masks of family ``kind``, ``(n_masks, features, length)`` bool;
+    every cell is hidden by exactly one of them."""
+    check_choice(kind, get_args(MaskKind), "masks")
+    owner = grating_masks(length, n_segments, n_masks).to(torch.int64).argmax(dim=0)  # (length,) mask of each step
+    if kind == "checkerboard":
+        owner = (owner[None, :] + torch.arange(n_features)[:, None]) % n_masks  # (features, length)
+    else:
+        owner = owner.expand(n_features, length)
+    return owner[None] == torch.arange(n_masks)[:, None, None]
+
+
+def mask_targets(masks: torch.Tensor, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training targets: each of ``batch`` windows takes one of ``masks`` ``(n_masks, features,
+    length)`` at random. Returns ``(target (batch, features, length), mask_index (batch,) int64)``."""
+    index = torch.randint(0, len(masks), (batch,), generator=generator, device=generator.device)
+    return masks.to(generator.device)[index], index
 
 
 def random_point_targets(
@@ -91,8 +106,3 @@ def random_point_targets(
     return target
 
 
-def check_train_masks(value: str) -> TrainMasks:
-    """``train_masks`` must name a known strategy."""
-    if value not in get_args(TrainMasks):
-        raise ValueError(f"train_masks must be one of {get_args(TrainMasks)}, got {value!r}")
-    return value  # type: ignore[return-value]

@@ -9,6 +9,10 @@ Guess and residual. With a ``guess`` module (``nn.guess``) the denoiser sees the
 every cell as one more conditioning channel and the diffusion runs over the residual
 ``(x - guess) / residual_scale``: the per-feature scale (a buffer set at fit time to the spread of
 the guess's errors) gives the residual unit variance, as the noise schedule assumes.
+
+Mask index. A task that hides cells with a few fixed masks (the detector's grating masks) can tell
+the network which one is in use (``n_mask_ids``): a learned embedding of the index joins the side
+information, as in the released ImDiffusion code, so the network knows where the targets lie.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ class CSDIDenoiser(nn.Module):
         observed values (zero where not conditioned).
     guess: optional first-guess module; its estimate becomes one more conditioning channel and the
         diffusion runs over the residual (see the module notes).
+    n_mask_ids, d_mask: number of distinct mask indices and the size of their embedding (0: the
+        network is not told which mask hid the targets).
     """
 
     def __init__(
@@ -95,6 +101,8 @@ class CSDIDenoiser(nn.Module):
         n_cond_channels: int = 1,
         dropout: float = 0.1,
         guess: nn.Module | None = None,
+        n_mask_ids: int = 0,
+        d_mask: int = 16,
     ) -> None:
         super().__init__()
         self.guess = guess
@@ -102,9 +110,11 @@ class CSDIDenoiser(nn.Module):
         self.n_features = n_features
         self.channels = channels
         self.d_time = d_time
-        side_dim = d_time + d_feature + 1  # time, feature, conditional mask
+        self.n_mask_ids = n_mask_ids
+        side_dim = d_time + d_feature + 1 + (d_mask if n_mask_ids else 0)  # time, feature, cond mask, mask index
         self.step_embedding = StepEmbedding(d_step)
         self.feature_embedding = nn.Embedding(n_features, d_feature)
+        self.mask_embedding = nn.Embedding(n_mask_ids, d_mask) if n_mask_ids else None
         self.cond_input = nn.Linear(n_cond_channels + (guess is not None), channels)
         self.noisy_input = nn.Linear(1, channels, bias=False)
         self.layers = nn.ModuleList(
@@ -116,30 +126,37 @@ class CSDIDenoiser(nn.Module):
         nn.init.zeros_(self.output.bias)
 
     def condition(
-        self, cond_channels: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor
+        self,
+        cond_channels: torch.Tensor,
+        cond_mask: torch.Tensor,
+        positions: torch.Tensor,
+        mask_index: torch.Tensor | None = None,
     ) -> Condition:
         """Precompute everything that does not depend on the diffusion step.
 
         cond_channels: ``(batch, n_cond_channels, features, length)``; cond_mask: ``(batch, features,
-        length)``, True where a value is given as condition; positions: ``(batch, length)`` times.
+        length)``, True where a value is given as condition; positions: ``(batch, length)`` times;
+        mask_index: ``(batch,)`` int64, which mask hid the targets (required with ``n_mask_ids``).
         """
         batch, _, n_features, length = cond_channels.shape
         if n_features != self.n_features:
             raise ValueError(f"denoiser was built for {self.n_features} features, got {n_features}")
+        if (mask_index is None) != (self.mask_embedding is None):
+            raise ValueError("pass mask_index exactly when the denoiser was built with n_mask_ids > 0")
         guess = None
         if self.guess is not None:
             guess = self.guess(cond_channels[:, 0], cond_mask, positions)
             cond_channels = torch.cat([cond_channels, guess.unsqueeze(1)], dim=1)
         time = sinusoidal(positions, self.d_time).unsqueeze(1)  # (batch, 1, length, d_time)
         feature = self.feature_embedding.weight.view(1, n_features, 1, -1)
-        side = torch.cat(
-            [
-                time.expand(batch, n_features, length, -1),
-                feature.expand(batch, n_features, length, -1),
-                cond_mask.unsqueeze(-1).to(time.dtype),
-            ],
-            dim=-1,
-        )
+        parts = [
+            time.expand(batch, n_features, length, -1),
+            feature.expand(batch, n_features, length, -1),
+            cond_mask.unsqueeze(-1).to(time.dtype),
+        ]
+        if self.mask_embedding is not None:
+            parts.append(self.mask_embedding(mask_index).view(batch, 1, 1, -1).expand(batch, n_features, length, -1))
+        side = torch.cat(parts, dim=-1)
         return Condition(
             input_bias=self.cond_input(cond_channels.permute(0, 2, 3, 1)),
             side=[layer.side_projection(side) for layer in self.layers],

@@ -48,7 +48,7 @@ from diffimpute.engine.calibration import (
     residual_quantiles,
     spread_table,
 )
-from diffimpute.engine.denoising import denoising_loss
+from diffimpute.engine.denoising import denoising_loss, guess_residual_scale
 from diffimpute.engine.sampling import SampleOutput, sample
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.simulate import block, mcar
@@ -436,21 +436,13 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         )
 
     def _residual_scale(self, train_windows: Windows) -> torch.Tensor:
-        """Per-feature RMS error of the guess at random targets: the residual's natural unit."""
+        """The guess's per-feature RMS error at random targets of up to 512 training windows."""
         if self.guess == "none":
             return torch.ones(self.n_features_in_, 1)
         generator = torch.Generator().manual_seed(self.random_state)
         rows = torch.randperm(len(train_windows), generator=generator)[:512]
         batch = train_windows[rows]
-        target = make_targets(batch.observed, "random", generator)
-        cond = batch.observed & ~target
-        with torch.no_grad():
-            guess = self.model_.guess(batch.values, cond, batch.positions)
-        errors = (batch.values - guess) ** 2 * target
-        count = target.sum(dim=(0, 2))
-        overall = errors.sum() / target.sum().clamp(min=1)
-        scale = torch.where(count > 0, errors.sum(dim=(0, 2)) / count.clamp(min=1), overall).sqrt()
-        return scale.clamp(min=1e-2).view(-1, 1)
+        return guess_residual_scale(self.model_, batch, make_targets(batch.observed, "random", generator))
 
     def _noise_schedule(self) -> NoiseSchedule:
         return NoiseSchedule(self.diffusion_steps, self.schedule, self.beta_start, self.beta_end)
