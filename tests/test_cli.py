@@ -113,12 +113,12 @@ def test_detect_scores_flags_evaluates_and_saves(tmp_path) -> None:
     test.to_csv(test_path, index_label="time")
     out, model = tmp_path / "scores.csv", tmp_path / "detector.safetensors"
     result = _run("detect", str(train_path), str(test_path), "-o", str(out), "--label-col", "anomaly",
-                  "--time-budget", "5", "--epochs", "3", "--steps", "2", "--model", str(model))
+                  "--window", "24", "--time-budget", "5", "--epochs", "3", "--steps", "2", "--model", str(model))
     assert result.exit_code == 0, result.output
     assert "network passes per row" in result.output and "VUS-PR" in result.output
     scores = pd.read_csv(out, index_col=0)
     assert list(scores.columns) == ["anomaly_score", "anomaly"] and len(scores) == 100
-    assert scores["anomaly_score"].to_numpy().argmax() == 50
+    assert 38 <= scores["anomaly_score"].to_numpy().argmax() <= 62  # within the smoothing window of the spike
     assert model.exists()
     bad = _run("detect", str(train_path), str(test_path), "-o", str(out), "--window", "1000")
     assert bad.exit_code == 2 and "window" in bad.output

@@ -45,7 +45,13 @@ from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
 from diffimpute.engine.denoising import denoising_loss, guess_residual_scale
 from diffimpute.engine.sampling import sample
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
-from diffimpute.masking.grating import MaskKind, TrainMasks, mask_targets, random_point_targets, scoring_masks
+from diffimpute.masking.grating import (
+    MaskKind,
+    TrainMasks,
+    mask_targets,
+    random_point_targets,
+    scoring_masks,
+)
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.guess import InterpolationGuess
 from diffimpute.postprocess.anomaly_scores import (
@@ -59,7 +65,12 @@ from diffimpute.postprocess.anomaly_scores import (
     smooth,
     standardise,
 )
-from diffimpute.postprocess.thresholds import PercentileThreshold, POTThreshold, ScoreThreshold, SPOTThreshold
+from diffimpute.postprocess.thresholds import (
+    PercentileThreshold,
+    POTThreshold,
+    ScoreThreshold,
+    SPOTThreshold,
+)
 from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, resolve_device
 
 DetectorGuess = Literal["interpolate", "none"]
