@@ -10,6 +10,8 @@ from scipy import ndimage
 
 from diffimpute.masking.simulate import (
     block,
+    gap_lengths,
+    gaps,
     mar,
     mcar,
     mnar,
@@ -17,7 +19,7 @@ from diffimpute.masking.simulate import (
     sequence,
 )
 
-MECHANISMS = [mcar, mar, mnar, block, sequence]
+MECHANISMS = [mcar, mar, mnar, block, sequence, gaps]
 
 
 def _data(shape: tuple[int, ...], missing: float = 0.1, seed: int = 0) -> np.ndarray:
@@ -208,7 +210,7 @@ def test_parse_mask_spec_matches_direct_call(spec, mechanism, rate, panel):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("gaps:0.1", "unknown mask kind"),
+        ("holes:0.1", "unknown mask kind"),
         ("mcar", "invalid mask spec"),
         ("mcar:0.1:3", "invalid mask spec"),
         ("mcar:lots", "not a number"),
@@ -248,3 +250,14 @@ def test_mcar_matches_pygrinder_rate():
     theirs = np.isnan(pygrinder.mcar(X, p=0.25)).mean()
     ours = mcar(X, 0.25, np.random.default_rng(15)).mean()
     assert ours == pytest.approx(theirs, abs=0.01)
+
+
+def test_gaps_copies_each_features_own_gap_lengths() -> None:
+    X = np.random.default_rng(0).normal(size=(2000, 2))
+    for start in range(100, 1900, 300):
+        X[start : start + 7, 0] = np.nan  # feature 0: gaps of 7 rows
+        X[start + 50, 1] = np.nan  # feature 1: single missing cells
+    hide = gaps(X, 0.03, np.random.default_rng(1))
+    assert not (hide & np.isnan(X)).any()
+    assert np.median(gap_lengths(hide[:, 0])) == 7
+    assert np.median(gap_lengths(hide[:, 1])) == 1

@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 from pathlib import Path  # noqa: E402
 
 from diffimpute.engine.checkpoint import load_checkpoint  # noqa: E402
+from diffimpute.report.quality import QualityReport, quality_report, write_report  # noqa: E402
 from diffimpute.tasks.anomaly import ImDiffusionDetector  # noqa: E402
 from diffimpute.tasks.evaluate import evaluate_methods  # noqa: E402
 from diffimpute.tasks.imputer import DiffusionImputer, LatentDiffusionImputer  # noqa: E402
@@ -25,12 +26,23 @@ def load(path: str | Path) -> DiffusionImputer | ImDiffusionDetector:
     return _ESTIMATORS[name].load(path)
 
 
+def report(frame, path: str | Path | None = None, **options) -> QualityReport:
+    """The data-quality report of ``frame`` (``report.quality.quality_report`` options); written as
+    one self-contained HTML file when ``path`` is given."""
+    measured = quality_report(frame, **options)
+    if path is not None:
+        write_report(measured, path)
+    return measured
+
+
 __all__ = [
     "DiffusionImputer",
     "ImDiffusionDetector",
     "ImputationResult",
+    "QualityReport",
     "LatentDiffusionImputer",
     "__version__",
     "evaluate_methods",
     "load",
+    "report",
 ]

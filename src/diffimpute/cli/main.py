@@ -248,6 +248,36 @@ def _format_table(table: pd.DataFrame, mask: str) -> str:
     return header + "\n" + table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-")
 
 
+@cli.command()
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
+@click.option("--target", default=None, help="Column to predict from the others for the downstream section.")
+@click.option("--holdout", type=float, default=0.1, show_default=True,
+              help="Share of observed cells hidden, in runs like the real gaps, to score the imputers.")
+@click.option("--time-budget", type=float, default=45.0, show_default=True, help="Seconds per diffusion fit (two fits).")
+@click.option("--n-samples", type=int, default=30, show_default=True)
+@click.option("--index-col", default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True)
+@_user_errors
+def report(data, output, target, holdout, time_budget, n_samples, index_col, seed, quiet):
+    """Write a self-contained HTML data-quality report of DATA: missingness, imputation quality, plausibility."""
+    from diffimpute.report.quality import quality_report, write_report
+
+    path = Path(output)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"the report is HTML; name the output with .html, got {output!r}")
+    if not path.parent.is_dir():
+        raise ValueError(f"cannot write {output}: the folder {str(path.parent)!r} does not exist")
+    frame = read_table(data, index_col)
+    measured = quality_report(frame, target=target, holdout=holdout, time_budget=time_budget, n_samples=n_samples,
+                              seed=seed, title=Path(data).name, progress=not quiet)
+    write_report(measured, path)
+    for line in measured.summary:
+        _echo(quiet, f"- {line}")
+    _echo(quiet, f"report written to {output}")
+
+
 def _write_report(table: pd.DataFrame, path: str | Path) -> None:
     path = Path(path)
     if path.suffix.lower() == ".json":

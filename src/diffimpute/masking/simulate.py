@@ -17,6 +17,9 @@ Mechanisms:
   values more likely (self-masking, missing not at random).
 - ``block``: contiguous ``time x feature`` rectangles (sensor outages hitting neighbours).
 - ``sequence``: contiguous runs in time within one feature (a single sensor dropping out).
+- ``gaps``: runs within one feature whose lengths are drawn from that feature's own real gaps
+  (pooled over features where it has none), so a quality score is measured on gaps like the ones
+  the data really has, not only on scattered cells.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from diffimpute._validation import check_positive_int, check_probability
 
-MaskKind = Literal["mcar", "mar", "mnar", "block", "sequence"]
+MaskKind = Literal["mcar", "mar", "mnar", "block", "sequence", "gaps"]
 MaskFunction = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 # Bisection on logistic intercepts: the bracket covers sigmoid values from ~1e-22 to
@@ -279,6 +282,41 @@ def sequence(X: np.ndarray, rate: float, rng: np.random.Generator, seq_len: int 
     return block(X, rate, rng, block_len=seq_len, block_width=1)
 
 
+def gap_lengths(missing: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in a 1-D boolean array."""
+    padded = np.concatenate([[False], missing, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    return edges[1::2] - edges[::2]
+
+
+def gaps(X: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Hide runs within single features, each as long as a real gap of that feature.
+
+    Features are picked uniformly, so every feature gets held-out cells; a run's length is drawn
+    from the feature's own gap lengths (from all features' gaps if it has none, single cells if
+    the data has no gap at all) and placed at a uniform start in a random series, until
+    ``rate * n_observed`` observed entries are hidden.
+    """
+    observed = _check_inputs(X, rate, rng)
+    panel = _as_panel(observed)
+    n_series, n_time, n_features = panel.shape
+    own = [np.concatenate([gap_lengths(~panel[s, :, f]) for s in range(n_series)]) for f in range(n_features)]
+    pooled = np.concatenate(own)
+    pooled = pooled if len(pooled) else np.ones(1, dtype=np.int64)
+    hide = np.zeros(panel.shape, dtype=bool)
+    target, hidden = round(rate * panel.sum()), 0
+    for _ in range(100 * target + 1000):  # bounded: a full feature can take no more cells
+        if hidden >= target:
+            break
+        f, s = rng.integers(n_features), rng.integers(n_series)
+        length = int(min(rng.choice(own[f] if len(own[f]) else pooled), n_time))
+        start = rng.integers(0, n_time - length + 1)
+        fresh = panel[s, start : start + length, f] & ~hide[s, start : start + length, f]
+        hide[s, start : start + length, f] |= fresh
+        hidden += int(fresh.sum())
+    return hide.reshape(X.shape)
+
+
 # ------------------------------------------------------------------------- public API
 
 _MECHANISMS: dict[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray]] = {
@@ -287,6 +325,7 @@ _MECHANISMS: dict[str, Callable[[np.ndarray, float, np.random.Generator], np.nda
     "mnar": mnar,
     "block": block,
     "sequence": sequence,
+    "gaps": gaps,
 }
 
 

@@ -18,16 +18,20 @@ from diffimpute.io.files import atomic_write_bytes  # noqa: E402
 from diffimpute.tasks.result import ImputationResult  # noqa: E402
 
 
-def plot_imputation(
+def plot_imputation(result: ImputationResult, path: str | Path, **options) -> Path:
+    """Write ``imputation_figure(result, **options)`` to ``path`` (PNG, SVG, PDF by suffix)."""
+    return _save(imputation_figure(result, **options), path)
+
+
+def imputation_figure(
     result: ImputationResult,
-    path: str | Path,
     *,
     columns: Sequence[str] | None = None,
     alpha: float = 0.1,
     truth: pd.DataFrame | np.ndarray | None = None,
     series: int = 0,
     max_points: int = 400,
-) -> Path:
+) -> plt.Figure:
     """One panel per column: observed values, the median imputation and its ``1 - alpha`` band.
 
     ``truth`` (optional) marks the real values of cells that were hidden on purpose, as in
@@ -61,7 +65,7 @@ def plot_imputation(
         ax.set_ylabel(name)
     axes[0, 0].legend(loc="upper right", fontsize=8, ncols=4)
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def plot_comparison(table: pd.DataFrame, path: str | Path, metrics: Sequence[str] = ("mae", "crps")) -> Path:
@@ -75,10 +79,15 @@ def plot_comparison(table: pd.DataFrame, path: str | Path, metrics: Sequence[str
     return _save(figure, path)
 
 
+def figure_bytes(figure: plt.Figure, kind: str = "png") -> bytes:
+    """The figure encoded as ``kind``; the figure is closed."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=kind, dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
 def _save(figure: plt.Figure, path: str | Path) -> Path:
     path = Path(path)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=path.suffix.lstrip(".") or "png", dpi=110)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, figure_bytes(figure, path.suffix.lstrip(".") or "png"))
     return path
