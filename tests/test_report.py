@@ -51,6 +51,14 @@ def test_every_section_appears_with_numbers_and_pictures(measured) -> None:
     assert len(measured.summary) >= 3 and "missing" in measured.summary[0]
 
 
+def test_sections_the_data_is_too_small_for_are_named_as_skipped() -> None:
+    frame = gappy()
+    frame.iloc[5, 3] = np.nan  # one missing target cell: too few to check its missingness
+    report = quality_report(frame, progress=False, **QUICK)
+    assert any("'y'" in line and "missingness check" in line for line in report.skipped)
+    assert "Skipped:" in report.to_html()
+
+
 def test_the_page_needs_no_network(measured) -> None:
     html = measured.to_html()
     assert "http://" not in html and "https://" not in html and "<script" not in html

@@ -264,6 +264,9 @@ def quality_report(
     figures = {"heatmap": _heatmap(frame), "comissing": _comissing(frame)}
     bar = tqdm(total=4, desc="quality report", disable=not progress)
     mcar = missingness_dependence(frame, seed)
+    unchecked = [str(c) for c in frame.columns if frame[c].isna().any() and str(c) not in mcar.index]
+    if unchecked:
+        skipped.append(f"the missingness check for {unchecked} (fewer than {_MIN_ROWS_FOR_CHECK} missing or observed rows)")
     bar.update()
     report = QualityReport(title=title, shape=f"{frame.shape[0]:,} rows x {frame.shape[1]} columns", seed=seed,
                            profile=profile, mcar=mcar, scores=None, per_column=None, quality_method="",
