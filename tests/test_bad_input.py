@@ -131,3 +131,37 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch) -> None:
         atomic_write_bytes(target, b"new contents")
     assert target.read_bytes() == b"previous contents"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_written_files_follow_the_umask_and_keep_symlinks(tmp_path) -> None:
+    previous = os.umask(0o022)
+    try:
+        plain = tmp_path / "plain.csv"
+        atomic_write_bytes(plain, b"a")
+        assert plain.stat().st_mode & 0o777 == 0o644
+        real = tmp_path / "real.csv"
+        real.write_bytes(b"old")
+        link = tmp_path / "link.csv"
+        link.symlink_to(real)
+        atomic_write_bytes(link, b"new")
+        assert link.is_symlink() and real.read_bytes() == b"new"
+    finally:
+        os.umask(previous)
+
+
+def test_unknown_output_suffix_is_an_error_not_csv_content(tmp_path) -> None:
+    from diffimpute.io.files import write_table
+
+    with pytest.raises(ValueError, match=".csv or .parquet"):
+        write_table(pd.DataFrame({"a": [1.0]}), tmp_path / "out.xlsx")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("estimator", ["imputer", "detector"])
+def test_random_state_none_is_a_clear_error(frame: pd.DataFrame, estimator: str) -> None:
+    from diffimpute import DiffusionImputer, ImDiffusionDetector
+
+    model = DiffusionImputer(random_state=None) if estimator == "imputer" else ImDiffusionDetector(random_state=None)
+    data = frame if estimator == "imputer" else frame.interpolate().bfill()
+    with pytest.raises(ValueError, match="random_state must be an integer"):
+        model.fit(data)

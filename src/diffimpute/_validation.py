@@ -118,6 +118,16 @@ def check_positive_int(value: object, name: str) -> int:
     return int(value)
 
 
+def check_seed(value: object) -> int:
+    """``random_state`` is a non-negative integer: every run is reproducible from it."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(
+            f"random_state must be an integer >= 0 (the seed that makes a run reproducible), got {value!r}; "
+            "for a fresh seed pass e.g. random_state=int(np.random.SeedSequence().entropy % 2**32)"
+        )
+    return int(value)
+
+
 def check_probability(value: float, name: str) -> float:
     """Quantile levels and similar must lie strictly inside (0, 1)."""
     if not 0 < value < 1:

@@ -9,15 +9,32 @@ from pathlib import Path
 import pandas as pd
 
 _PARQUET = {".parquet", ".pq"}
+_CSV = {".csv", ".txt", ""}
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place."""
+    """Write to a temporary file beside ``path``, flush it to disk and rename it into place.
+
+    The file gets the permissions a plain ``open(path, "w")`` would (0666 less the umask), not the
+    temporary file's 0600; a symlink at ``path`` is kept and its target replaced.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -61,7 +78,10 @@ def _parse_time_index(frame: pd.DataFrame) -> pd.DataFrame:
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     """Write CSV or Parquet (by suffix) atomically; the index is kept as the first column."""
     path = Path(path)
-    if path.suffix.lower() in _PARQUET:
+    suffix = path.suffix.lower()
+    if suffix not in _PARQUET | _CSV:
+        raise ValueError(f"cannot write {path.name!r}: name the output .csv or .parquet (got {suffix!r})")
+    if suffix in _PARQUET:
         payload = frame.to_parquet()
     else:
         payload = frame.to_csv().encode()

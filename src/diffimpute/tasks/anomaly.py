@@ -34,7 +34,7 @@ import torch
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from diffimpute._validation import check_choice, check_positive_int
+from diffimpute._validation import check_choice, check_positive_int, check_seed
 from diffimpute.data.batch import Windows, windows_from_panel
 from diffimpute.data.scaling import FeatureScaler
 from diffimpute.data.schema import Schema, column_names, time_positions, to_panel
@@ -266,6 +266,7 @@ class ImDiffusionDetector(DiffusionEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
+        check_seed(self.random_state)
         for name in ("n_masks", "top_k", "n_samples", "max_epochs", "batch_size", "patience"):
             check_positive_int(getattr(self, name), name)
         for name in ("window", "stride", "train_stride", "n_segments", "smoothing"):

@@ -30,7 +30,12 @@ from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from diffimpute._validation import check_all_columns_observed, check_choice, check_positive_int
+from diffimpute._validation import (
+    check_all_columns_observed,
+    check_choice,
+    check_positive_int,
+    check_seed,
+)
 from diffimpute.data.batch import Windows, windows_from_panel
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
@@ -59,7 +64,7 @@ from diffimpute.nn.guess import (
     GuessKind,
     InterpolationGuess,
     LatentGuess,
-        check_guess,
+    check_guess,
 )
 from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_laplacian, prior_loss
 from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, resolve_device
@@ -307,6 +312,7 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
     # ------------------------------------------------------------------ parameter checks
     def _check_params(self) -> None:
         """Every parameter is checked before any training starts."""
+        check_seed(self.random_state)
         check_guess(self.guess)
         check_prediction(self.prediction)
         check_choice(self.target_strategy, get_args(TargetStrategy), "target_strategy")
