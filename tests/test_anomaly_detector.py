@@ -132,7 +132,8 @@ def test_cell_scores_cover_every_cell_once_per_kept_step(detector: ImDiffusionDe
 
 def test_defaults_size_themselves_for_a_short_history() -> None:
     short = pd.DataFrame(seasonal(120, 2), columns=["a", "b", "c"])
-    detector = ImDiffusionDetector(channels=8, n_layers=1, n_heads=2, max_epochs=1, device="cpu").fit(short)
+    with pytest.warns(UserWarning, match="smoothing=1"):  # 24 calibration rows for a width-24 smoothing
+        detector = ImDiffusionDetector(channels=8, n_layers=1, n_heads=2, max_epochs=1, device="cpu").fit(short)
     assert detector.window_ <= 24 and detector.stride_ == detector.window_ // 2  # 20 % of 120 rows calibrate
     assert detector.anomaly_score(short).shape == (120,)
 

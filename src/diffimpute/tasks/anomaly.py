@@ -25,6 +25,7 @@ on the test set, and the vote uses the ``x_0`` estimates rather than the noisy s
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Literal, get_args
 
@@ -140,7 +141,9 @@ class ImDiffusionDetector(DiffusionEstimator):
     ensemble, vote_steps, vote_fraction: combine the ``x_0`` estimates at ``vote_steps`` (mapped to
         the nearest visited steps) by ``"mean"`` or ImDiffusion's ``"vote"``.
     smoothing: width of a centred moving average over the final score (default: the window; 1:
-        none). Anomalies in real telemetry last many steps, and single-cell evidence is noisy.
+        none). The default suits anomalies that last many steps (SKAB, NAB), where single-cell
+        evidence is noisy; it averages a one-step spike away, so pass ``smoothing=1`` for spikes
+        (``fit`` warns when the calibration rows are too few for the width).
     scaler, value_scale: per-feature ``"standard"`` or ``"minmax"``, times ``value_scale``.
     x0_clip: clip each ``x_0`` estimate to ``x0_clip`` times the largest absolute scaled training
         value per feature (None: no clipping), so an under-trained step cannot derail a trajectory.
@@ -369,6 +372,14 @@ class ImDiffusionDetector(DiffusionEstimator):
             )
         self.model_.eval()
         self._calibrate()
+        width = self.window_ if self.smoothing is None else self.smoothing
+        if width > 1 and self.calibration_panel_.shape[1] < 2 * width:
+            warnings.warn(
+                f"only {self.calibration_panel_.shape[1]} calibration rows for a smoothing width of {width}: "
+                "the threshold rests on about one independent smoothed score and single-step anomalies are "
+                "averaged away; pass smoothing=1 (spikes) or fit on more rows",
+                stacklevel=2,
+            )
         return self
 
     def _scale(self, panel: np.ndarray) -> np.ndarray:
