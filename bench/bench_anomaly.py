@@ -78,6 +78,7 @@ VARIANTS = {
     "z-top3-s31": {"score": "zscore", "feature_reduction": "topk", "top_k": 3, "smoothing": 31},
     "smooth63": {"smoothing": 63},
     "error": {"score": "error"},
+    "peaks": {"keep_peaks": True},
     "no-smoothing": {"smoothing": 1},
     "z-s63": {"score": "zscore", "smoothing": 63},
 }

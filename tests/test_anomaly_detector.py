@@ -76,7 +76,7 @@ def test_spike_level_shift_and_changed_correlation_score_above_normal(detector, 
     [
         {"score": "zscore"}, {"score": "crps"}, {"standardise": False}, {"feature_reduction": "sum"},
         {"feature_reduction": "topk", "top_k": 2}, {"ensemble": "vote", "vote_steps": (0, 10, 20), "smoothing": 1},
-        {"smoothing": 5},
+        {"smoothing": 5}, {"keep_peaks": True},
     ],
 )
 def test_every_scoring_option_runs_and_still_ranks_the_spike_high(detector, test_frame, options) -> None:

@@ -142,8 +142,10 @@ class ImDiffusionDetector(DiffusionEstimator):
         the nearest visited steps) by ``"mean"`` or ImDiffusion's ``"vote"``.
     smoothing: width of a centred moving average over the final score (default: the window; 1:
         none). The default suits anomalies that last many steps (SKAB, NAB), where single-cell
-        evidence is noisy; it averages a one-step spike away, so pass ``smoothing=1`` for spikes
-        (``fit`` warns when the calibration rows are too few for the width).
+        evidence is noisy; it averages a one-step spike away, so pass ``smoothing=1`` or
+        ``keep_peaks=True`` for spikes (``fit`` warns when the calibration rows are too few for the width).
+    keep_peaks: score each step by the larger of the smoothed and the unsmoothed score, each
+        standardised on the calibration scores, so a one-step spike is not averaged away.
     scaler, value_scale: per-feature ``"standard"`` or ``"minmax"``, times ``value_scale``.
     x0_clip: clip each ``x_0`` estimate to ``x0_clip`` times the largest absolute scaled training
         value per feature (None: no clipping), so an under-trained step cannot derail a trajectory.
@@ -184,6 +186,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         vote_steps: Sequence[int] = (0,),
         vote_fraction: float = 0.02,
         smoothing: int | None = None,
+        keep_peaks: bool = False,
         scaler: ScalerKind = "standard",
         value_scale: float = 1.0,
         x0_clip: float | None = 1.5,
@@ -235,6 +238,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         self.vote_steps = vote_steps
         self.vote_fraction = vote_fraction
         self.smoothing = smoothing
+        self.keep_peaks = keep_peaks
         self.scaler = scaler
         self.value_scale = value_scale
         self.x0_clip = x0_clip
@@ -377,7 +381,7 @@ class ImDiffusionDetector(DiffusionEstimator):
             warnings.warn(
                 f"only {self.calibration_panel_.shape[1]} calibration rows for a smoothing width of {width}: "
                 "the threshold rests on about one independent smoothed score and single-step anomalies are "
-                "averaged away; pass smoothing=1 (spikes) or fit on more rows",
+                "averaged away; pass smoothing=1 or keep_peaks=True (spikes), or fit on more rows",
                 stacklevel=2,
             )
         return self
@@ -519,8 +523,15 @@ class ImDiffusionDetector(DiffusionEstimator):
             raise ValueError("these cell scores were computed with other step settings; recompute them")
         steps = self._per_step(cells)
         calibration = self._per_step(self.calibration_cells_).reshape(steps.shape[0], -1)
+        width = self.window_ if self.smoothing is None else self.smoothing
         combined = combine_steps(steps, calibration, self.ensemble, self.vote_fraction)
-        return smooth(combined, self.window_ if self.smoothing is None else self.smoothing)
+        smoothed = smooth(combined, width)
+        if not self.keep_peaks or width <= 1:
+            return smoothed
+        # Each scale standardised on its own calibration scores, so "unusual" means the same in both.
+        reference = combine_steps(calibration, calibration, self.ensemble, self.vote_fraction)
+        scales = [(combined, reference), (smoothed, smooth(reference, width))]
+        return np.maximum(*[(score - ref.mean()) / max(ref.std(), 1e-12) for score, ref in scales])
 
     def calibration_scores(self) -> np.ndarray:
         """Scores of the held-out calibration rows ``(time,)``, on which the threshold is fitted."""
