@@ -122,3 +122,20 @@ def test_detect_scores_flags_evaluates_and_saves(tmp_path) -> None:
     assert model.exists()
     bad = _run("detect", str(train_path), str(test_path), "-o", str(out), "--window", "1000")
     assert bad.exit_code == 2 and "window" in bad.output
+
+
+def test_impossible_output_paths_fail_before_any_training(csv: str, tmp_path, monkeypatch) -> None:
+    from diffimpute.tasks import imputer
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started before the output path was checked")
+
+    monkeypatch.setattr(imputer, "train", no_training)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    for args in (["fit", csv, "-o", str(blocker / "model.safetensors")],
+                 ["evaluate", csv, "-o", str(tmp_path / "scores.xlsx")],
+                 ["detect", csv, csv, "-o", str(blocker / "scores.csv")]):
+        result = _run(*args, "--quiet")
+        assert result.exit_code == 2, result.output
+        assert "cannot write" in result.output

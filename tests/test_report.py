@@ -103,7 +103,7 @@ def test_cli_writes_the_report_and_rejects_bad_input(tmp_path) -> None:
                                       "--target", "y", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "Data-quality report" in out.read_text(encoding="utf-8")
-    for args, message in ((["-o", str(tmp_path / "r.pdf")], ".html"), (["-o", str(tmp_path / "no" / "r.html")], "folder"),
+    for args, message in ((["-o", str(tmp_path / "r.pdf")], ".html"), (["-o", str(data / "r.html")], "is a file"),
                           (["-o", str(out), "--target", "zz"], "target")):
         bad = CliRunner().invoke(cli, ["report", str(data), *args, "--time-budget", "1", "--quiet"])
         assert bad.exit_code == 2 and message in bad.output

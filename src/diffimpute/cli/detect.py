@@ -9,7 +9,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from diffimpute.io.files import read_table, write_table
+from diffimpute.io.files import TABLE_SUFFIXES, check_writable, read_table, write_table
 
 
 @click.command()
@@ -42,6 +42,10 @@ def detect(train, test, output, label_col, plot_path, index_col, preset, window,
     from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
 
     try:
+        check_writable(output, TABLE_SUFFIXES)
+        for extra in (model_path, plot_path):
+            if extra:
+                check_writable(extra)
         train_frame, test_frame = read_table(train, index_col), read_table(test, index_col)
         labels = None
         if label_col is not None:

@@ -16,7 +16,13 @@ import click
 import pandas as pd
 
 from diffimpute.cli.detect import detect
-from diffimpute.io.files import atomic_write_bytes, read_table, write_table
+from diffimpute.io.files import (
+    TABLE_SUFFIXES,
+    atomic_write_bytes,
+    check_writable,
+    read_table,
+    write_table,
+)
 
 # Model options shared by ``fit``, ``evaluate`` and ``demo``; None means the library default.
 _MODEL_OPTIONS = [
@@ -106,6 +112,7 @@ def cli(threads: int | None) -> None:
 @_model_options
 @_user_errors
 def fit(data, model_path, index_col, seed, quiet, guess, **options):
+    check_writable(model_path)
     """Train an imputer on DATA (CSV or Parquet; rows are time, columns features)."""
     from diffimpute import DiffusionImputer
 
@@ -134,6 +141,7 @@ def fit(data, model_path, index_col, seed, quiet, guess, **options):
 @click.option("--quiet", is_flag=True)
 @_user_errors
 def impute(model, data, output, n_samples, quantiles, sampler, sampling_steps, index_col, seed, quiet):
+    check_writable(output, TABLE_SUFFIXES)
     """Fill the gaps in DATA with MODEL; writes the median (and optional quantile columns)."""
     levels = _parse_quantiles(quantiles)
     imputer = _load_imputer(model).set_params(verbose=not quiet, **_params(sampler=sampler, sampling_steps=sampling_steps))
@@ -158,6 +166,8 @@ def impute(model, data, output, n_samples, quantiles, sampler, sampling_steps, i
 @_model_options
 @_user_errors
 def evaluate(data, mask, methods, n_samples, output, index_col, seed, quiet, **options):
+    if output:
+        check_writable(output, TABLE_SUFFIXES | {".json"})
     """Hide extra observed cells of DATA, impute them with each method and score the results."""
     frame = read_table(data, index_col)
     table = _run_evaluation(frame, mask, methods.split(","), n_samples, seed, quiet, _params(**options))
@@ -178,6 +188,7 @@ def evaluate(data, mask, methods, n_samples, output, index_col, seed, quiet, **o
 @click.option("--quiet", is_flag=True)
 @_user_errors
 def plot(model, data, output, columns, n_samples, alpha, index_col, quiet):
+    check_writable(output, {".png", ".svg", ".pdf"})
     """Plot each series in DATA with MODEL's imputation and its uncertainty band."""
     from diffimpute.report.plots import plot_imputation
 
@@ -264,11 +275,7 @@ def report(data, output, target, holdout, time_budget, n_samples, index_col, see
     """Write a self-contained HTML data-quality report of DATA: missingness, imputation quality, plausibility."""
     from diffimpute.report.quality import quality_report, write_report
 
-    path = Path(output)
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"the report is HTML; name the output with .html, got {output!r}")
-    if not path.parent.is_dir():
-        raise ValueError(f"cannot write {output}: the folder {str(path.parent)!r} does not exist")
+    path = check_writable(output, {".html", ".htm"})
     frame = read_table(data, index_col)
     measured = quality_report(frame, target=target, holdout=holdout, time_budget=time_budget, n_samples=n_samples,
                               seed=seed, title=Path(data).name, progress=not quiet)

@@ -41,6 +41,26 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         raise
 
 
+def check_writable(path: str | Path, suffixes: set[str] | None = None) -> Path:
+    """Fail before any expensive work if ``path`` cannot be written: a folder on the way that is a
+    file, a folder at ``path`` itself, or a suffix not in ``suffixes``. Missing folders are fine
+    (writing creates them)."""
+    path = Path(path)
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"cannot write {str(path)!r}: name it with one of {sorted(s for s in suffixes if s)}")
+    if path.is_dir():
+        raise ValueError(f"cannot write {str(path)!r}: it is a folder; name a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"cannot write {str(path)!r}: {str(parent)!r} is a file, not a folder")
+            break
+    return path
+
+
+TABLE_SUFFIXES = _PARQUET | _CSV
+
+
 def read_table(path: str | Path, index_col: str | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file into a frame indexed by time.
 
@@ -78,10 +98,8 @@ def _parse_time_index(frame: pd.DataFrame) -> pd.DataFrame:
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     """Write CSV or Parquet (by suffix) atomically; the index is kept as the first column."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in _PARQUET | _CSV:
-        raise ValueError(f"cannot write {path.name!r}: name the output .csv or .parquet (got {suffix!r})")
-    if suffix in _PARQUET:
+    check_writable(path, TABLE_SUFFIXES)
+    if path.suffix.lower() in _PARQUET:
         payload = frame.to_parquet()
     else:
         payload = frame.to_csv().encode()
