@@ -165,3 +165,10 @@ def test_random_state_none_is_a_clear_error(frame: pd.DataFrame, estimator: str)
     data = frame if estimator == "imputer" else frame.interpolate().bfill()
     with pytest.raises(ValueError, match="random_state must be an integer"):
         model.fit(data)
+
+
+def test_a_series_of_a_few_rows_is_refused_not_trained() -> None:
+    from diffimpute import DiffusionImputer
+
+    with pytest.raises(ValueError, match="at least 4"):
+        DiffusionImputer(time_budget=1).fit(pd.DataFrame({"a": [1.0], "b": [2.0]}))

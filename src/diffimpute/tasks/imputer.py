@@ -72,6 +72,7 @@ from diffimpute.tasks.result import ImputationResult
 
 _DEFAULT_WINDOW = 48
 _DEFAULT_DDIM_STEPS = 10
+_MIN_TIME_STEPS = 4  # fewer gives windows with no time to attend over and a meaningless guess
 _MAX_VALIDATION_WINDOWS = 64
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
 _CALIBRATION_CELL_PASSES = 3_000_000  # cells x samples x network passes for calibration
@@ -390,6 +391,11 @@ class DiffusionImputer(TransformerMixin, DiffusionEstimator):
         return self
 
     def _window_for(self, n_time: int) -> int:
+        if n_time < _MIN_TIME_STEPS:
+            raise ValueError(
+                f"X has {n_time} time step(s); a time-series imputer learns from how values move in time and "
+                f"needs at least {_MIN_TIME_STEPS} (for independent rows, wait for the tabular imputer)"
+            )
         if self.window is None:
             return min(_DEFAULT_WINDOW, n_time)
         window = check_positive_int(self.window, "window")
