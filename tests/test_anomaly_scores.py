@@ -65,5 +65,6 @@ def test_smoothing_is_a_centred_moving_average() -> None:
     scores = np.zeros(11)
     scores[5] = 3.0
     smoothed = smooth(scores, 3)
-    np.testing.assert_allclose(smoothed[4:7], 1.0) and np.testing.assert_allclose(smoothed[:4], 0.0)
+    np.testing.assert_allclose(smoothed[4:7], 1.0)
+    np.testing.assert_allclose(smoothed[:4], 0.0)
     assert smooth(scores, 1) is scores

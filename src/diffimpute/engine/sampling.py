@@ -45,7 +45,8 @@ def condition_of(
     Conditioning channel 0 holds the conditioning values (0 elsewhere; all 0 when
     ``unconditional``), then the windows' prior channels, if any.
     """
-    given = (windows.values * cond_mask * (not unconditional)).unsqueeze(1)
+    given = torch.zeros_like(windows.values) if unconditional else windows.values * cond_mask
+    given = given.unsqueeze(1)
     channels = given if windows.prior is None else torch.cat([given, windows.prior], dim=1)
     return model.condition(channels, cond_mask, windows.positions, windows.mask_index)
 
@@ -119,7 +120,7 @@ def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction,
     x = torch.randn((batch, count, n_features, length), generator=generator, device=values.device, dtype=values.dtype)
     alpha_bars = sampler.schedule.alpha_bars
     trajectory = {}
-    given_residual = model.to_residual(values, condition)
+    given_residual = model.to_residual(values, condition) if unconditional else None
     for i, t in enumerate(sampler.timesteps):
         alpha_bar = alpha_bars[t].to(device=x.device, dtype=x.dtype)
         if unconditional:

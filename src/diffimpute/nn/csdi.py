@@ -110,7 +110,6 @@ class CSDIDenoiser(nn.Module):
         self.n_features = n_features
         self.channels = channels
         self.d_time = d_time
-        self.n_mask_ids = n_mask_ids
         side_dim = d_time + d_feature + 1 + (d_mask if n_mask_ids else 0)  # time, feature, cond mask, mask index
         self.step_embedding = StepEmbedding(d_step)
         self.feature_embedding = nn.Embedding(n_features, d_feature)

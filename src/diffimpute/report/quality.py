@@ -35,6 +35,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from diffimpute import __version__  # noqa: E402
 from diffimpute.baselines import make_baseline  # noqa: E402
+from diffimpute.io.files import atomic_write_bytes  # noqa: E402
 from diffimpute.masking.simulate import gap_lengths  # noqa: E402
 from diffimpute.metrics.imputation import summarize  # noqa: E402
 from diffimpute.report.plots import figure_bytes, imputation_figure  # noqa: E402
@@ -345,8 +346,6 @@ def _summary(frame, profile, mcar, scores, per_column) -> list[str]:
 
 def write_report(report: QualityReport, path: str | Path) -> Path:
     """Write ``report.to_html()`` to ``path`` atomically."""
-    from diffimpute.io.files import atomic_write_bytes
-
     path = Path(path)
     atomic_write_bytes(path, report.to_html().encode("utf-8"))
     return path

@@ -376,7 +376,7 @@ class ImDiffusionDetector(DiffusionEstimator):
             )
         self.model_.eval()
         self._calibrate()
-        width = self.window_ if self.smoothing is None else self.smoothing
+        width = self._smoothing_width()
         if width > 1 and self.calibration_panel_.shape[1] < 2 * width:
             warnings.warn(
                 f"only {self.calibration_panel_.shape[1]} calibration rows for a smoothing width of {width}: "
@@ -407,18 +407,16 @@ class ImDiffusionDetector(DiffusionEstimator):
         return TrainConfig(max_epochs=self.max_epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
                            weight_decay=self.weight_decay, patience=self.patience, time_budget=self.time_budget)
 
-    def _targets(self, batch: Windows, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training targets and mask indices: the scoring masks, or random cells (index ``n_masks``)."""
-        if self.train_masks == "same":
-            return mask_targets(self._masks(), len(batch), generator)
-        target = random_point_targets(tuple(batch.values.shape), self.random_mask_ratio, generator)
-        return target, torch.full((len(batch),), self.n_masks, dtype=torch.long, device=target.device)
-
     def _loss_fn(self):
-        schedule = self._noise_schedule()
+        """Denoising loss on the scoring masks, or on random cells (mask index ``n_masks``)."""
+        schedule, masks = self._noise_schedule(), self._masks()
 
         def loss_fn(model: CSDIDenoiser, batch: Windows, generator: torch.Generator) -> torch.Tensor:
-            target, index = self._targets(batch, generator)
+            if self.train_masks == "same":
+                target, index = mask_targets(masks, len(batch), generator)
+            else:
+                target = random_point_targets(tuple(batch.values.shape), self.random_mask_ratio, generator)
+                index = torch.full((len(batch),), self.n_masks, dtype=torch.long, device=target.device)
             batch = dataclasses.replace(batch, mask_index=index)
             return denoising_loss(model, schedule, batch, ~target, target, generator, self.prediction,
                                   unconditional=self.unconditional)
@@ -460,7 +458,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         n_series, n_time, n_features = scaled.shape
         windows, index = windows_from_panel(scaled, positions, self.window_, self.stride_)
         device = resolve_device(self.device)
-        masks = self._masks()
+        masks, sampler = self._masks(), self._make_sampler()
         mask_ids = torch.arange(self.n_masks) if self.train_masks == "same" else torch.full((self.n_masks,), self.n_masks)
         kept = self.vote_timesteps()
         value_range = None
@@ -476,7 +474,7 @@ class ImDiffusionDetector(DiffusionEstimator):
             repeated = dataclasses.replace(chunk.repeat_each(self.n_masks), mask_index=mask_ids.repeat(n))
             hidden = masks.repeat(n, 1, 1)
             result = sample(
-                self.model_, self._make_sampler(), repeated, ~hidden, self.n_samples, prediction=self.prediction,
+                self.model_, sampler, repeated, ~hidden, self.n_samples, prediction=self.prediction,
                 rows_per_pass=n * self.n_masks * self.n_samples, generator=generator, keep_steps=kept,
                 value_range=value_range, unconditional=self.unconditional, device=device,
             )
@@ -493,6 +491,9 @@ class ImDiffusionDetector(DiffusionEstimator):
     def _ensure_calibrated(self) -> None:
         if self.cells_key_ != self._cells_key():
             self._calibrate()
+
+    def _smoothing_width(self) -> int:
+        return self.window_ if self.smoothing is None else self.smoothing
 
     def _per_step(self, cells: np.ndarray) -> np.ndarray:
         """Cells ``(steps, ..., features)`` -> per-step scores ``(steps, ...)``."""
@@ -523,7 +524,7 @@ class ImDiffusionDetector(DiffusionEstimator):
             raise ValueError("these cell scores were computed with other step settings; recompute them")
         steps = self._per_step(cells)
         calibration = self._per_step(self.calibration_cells_).reshape(steps.shape[0], -1)
-        width = self.window_ if self.smoothing is None else self.smoothing
+        width = self._smoothing_width()
         combined = combine_steps(steps, calibration, self.ensemble, self.vote_fraction)
         smoothed = smooth(combined, width)
         if not self.keep_peaks or width <= 1:
