@@ -12,12 +12,13 @@ from diffimpute.report.quality import QualityReport, quality_report, write_repor
 from diffimpute.tasks.anomaly import ImDiffusionDetector  # noqa: E402
 from diffimpute.tasks.evaluate import evaluate_methods  # noqa: E402
 from diffimpute.tasks.imputer import DiffusionImputer, LatentDiffusionImputer  # noqa: E402
-from diffimpute.tasks.result import ImputationResult  # noqa: E402
+from diffimpute.tasks.result import ImputationResult, TableImputationResult  # noqa: E402
+from diffimpute.tasks.tabular import TabularImputer  # noqa: E402
 
-_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, ImDiffusionDetector)}
+_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, TabularImputer, ImDiffusionDetector)}
 
 
-def load(path: str | Path) -> DiffusionImputer | ImDiffusionDetector:
+def load(path: str | Path) -> DiffusionImputer | TabularImputer | ImDiffusionDetector:
     """Load any model saved with ``.save(path)`` or the CLI; the file says which estimator it is."""
     _, metadata = load_checkpoint(path, tensors=False)
     name = metadata.get("estimator")
@@ -40,6 +41,8 @@ __all__ = [
     "ImDiffusionDetector",
     "ImputationResult",
     "QualityReport",
+    "TableImputationResult",
+    "TabularImputer",
     "LatentDiffusionImputer",
     "__version__",
     "evaluate_methods",

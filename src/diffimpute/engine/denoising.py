@@ -2,7 +2,7 @@
 
 A task chooses which cells condition the model and which are targets (random observed cells for
 the imputer, grating segments for the detector); this module noises the targets' residual from the
-first guess (``CSDIDenoiser.to_residual``) at a random step and scores the network's prediction
+first guess (``ResidualDenoiser.to_residual``) at a random step and scores the network's prediction
 (clean residual, noise or velocity) on the target cells only.
 """
 
@@ -14,11 +14,11 @@ from diffimpute.data.batch import Windows
 from diffimpute.diffusion.parameterisation import Prediction, training_target
 from diffimpute.diffusion.schedules import NoiseSchedule
 from diffimpute.engine.sampling import condition_of
-from diffimpute.nn.csdi import CSDIDenoiser
+from diffimpute.nn.denoiser import ResidualDenoiser
 
 
 def denoising_loss(
-    model: CSDIDenoiser,
+    model: ResidualDenoiser,
     schedule: NoiseSchedule,
     batch: Windows,
     cond_mask: torch.Tensor,
@@ -52,7 +52,7 @@ def denoising_loss(
 
 
 @torch.no_grad()
-def guess_residual_scale(model: CSDIDenoiser, batch: Windows, target: torch.Tensor) -> torch.Tensor:
+def guess_residual_scale(model: ResidualDenoiser, batch: Windows, target: torch.Tensor) -> torch.Tensor:
     """Per-feature RMS error of the model's guess on ``target`` cells given the other observed
     ones: the residual's natural unit (``CSDIDenoiser.residual_scale``), ``(features, 1)``.
 

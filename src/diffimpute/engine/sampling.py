@@ -1,7 +1,7 @@
 """Batched reverse diffusion: every requested draw of every window in as few passes as memory allows.
 
 Draws are folded into the batch as ``(windows, samples, features, length)``; the step-independent
-part of the network (``CSDIDenoiser.condition``, the first guess included) runs once per chunk of
+part of the network (the denoiser's ``condition``, the first guess included) runs once per chunk of
 windows, not once per step or per draw. Chunks bound memory at ``rows_per_pass`` (windows x
 samples) network rows. The reverse process runs over the residual from the guess and is mapped
 back to values at the end, so conditioned cells come back exact.
@@ -23,7 +23,7 @@ import torch
 from diffimpute.data.batch import Windows
 from diffimpute.diffusion.parameterisation import Prediction, to_epsilon
 from diffimpute.diffusion.samplers import DDIMSampler, DDPMSampler, X0Range
-from diffimpute.nn.csdi import Condition, CSDIDenoiser
+from diffimpute.nn.denoiser import Condition, ResidualDenoiser
 
 
 @dataclass
@@ -38,7 +38,7 @@ class SampleOutput:
 
 
 def condition_of(
-    model: CSDIDenoiser, windows: Windows, cond_mask: torch.Tensor, unconditional: bool = False
+    model: ResidualDenoiser, windows: Windows, cond_mask: torch.Tensor, unconditional: bool = False
 ) -> Condition:
     """The denoiser's step-independent inputs for ``windows`` given the cells in ``cond_mask``.
 
@@ -53,7 +53,7 @@ def condition_of(
 
 @torch.no_grad()
 def sample(
-    model: CSDIDenoiser,
+    model: ResidualDenoiser,
     sampler: DDPMSampler | DDIMSampler,
     windows: Windows,
     cond_mask: torch.Tensor,

@@ -6,9 +6,8 @@ conditioning values and the side information) is computed once per window by ``c
 broadcast over samples and steps, so a sampling step costs only the noisy-input path.
 
 Guess and residual. With a ``guess`` module (``nn.guess``) the denoiser sees the first guess of
-every cell as one more conditioning channel and the diffusion runs over the residual
-``(x - guess) / residual_scale``: the per-feature scale (a buffer set at fit time to the spread of
-the guess's errors) gives the residual unit variance, as the noise schedule assumes.
+every cell as one more conditioning channel and the diffusion runs over the residual from it
+(``nn.denoiser``).
 
 Mask index. A task that hides cells with a few fixed masks (the detector's grating masks) can tell
 the network which one is in use (``n_mask_ids``): a learned embedding of the index joins the side
@@ -18,26 +17,13 @@ information, as in the released ImDiffusion code, so the network knows where the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from diffimpute.nn.attention import TransformerLayer
+from diffimpute.nn.denoiser import Condition, ResidualDenoiser
 from diffimpute.nn.embeddings import StepEmbedding, sinusoidal
-
-
-@dataclass
-class Condition:
-    """Step-independent inputs for ``batch`` windows, reused at every diffusion step.
-
-    Channels-last: ``input_bias`` is ``(batch, features, length, channels)`` (projected conditioning
-    channels); ``side`` holds one ``(batch, features, length, 2 * channels)`` tensor per layer.
-    """
-
-    input_bias: torch.Tensor
-    side: list[torch.Tensor]
-    guess: torch.Tensor | None = None
 
 
 class ResidualLayer(nn.Module):
@@ -74,7 +60,7 @@ class ResidualLayer(nn.Module):
         return (h + residual) / math.sqrt(2.0), skip
 
 
-class CSDIDenoiser(nn.Module):
+class CSDIDenoiser(ResidualDenoiser):
     """Predicts the noise in the target entries of a window, given its conditioning channels.
 
     Parameters
@@ -104,10 +90,7 @@ class CSDIDenoiser(nn.Module):
         n_mask_ids: int = 0,
         d_mask: int = 16,
     ) -> None:
-        super().__init__()
-        self.guess = guess
-        self.register_buffer("residual_scale", torch.ones(n_features, 1))
-        self.n_features = n_features
+        super().__init__(n_features, guess)
         self.channels = channels
         self.d_time = d_time
         side_dim = d_time + d_feature + 1 + (d_mask if n_mask_ids else 0)  # time, feature, cond mask, mask index
@@ -138,13 +121,10 @@ class CSDIDenoiser(nn.Module):
         mask_index: ``(batch,)`` int64, which mask hid the targets (required with ``n_mask_ids``).
         """
         batch, _, n_features, length = cond_channels.shape
-        if n_features != self.n_features:
-            raise ValueError(f"denoiser was built for {self.n_features} features, got {n_features}")
         if (mask_index is None) != (self.mask_embedding is None):
             raise ValueError("pass mask_index exactly when the denoiser was built with n_mask_ids > 0")
-        guess = None
-        if self.guess is not None:
-            guess = self.guess(cond_channels[:, 0], cond_mask, positions)
+        guess = self.first_guess(cond_channels, cond_mask, positions)
+        if guess is not None:
             cond_channels = torch.cat([cond_channels, guess.unsqueeze(1)], dim=1)
         time = sinusoidal(positions, self.d_time).unsqueeze(1)  # (batch, 1, length, d_time)
         feature = self.feature_embedding.weight.view(1, n_features, 1, -1)
@@ -161,22 +141,6 @@ class CSDIDenoiser(nn.Module):
             side=[layer.side_projection(side) for layer in self.layers],
             guess=guess,
         )
-
-    def to_residual(self, values: torch.Tensor, condition: Condition) -> torch.Tensor:
-        """What the diffusion runs over: ``(values - guess) / residual_scale``; ``values`` is
-        ``(batch, features, length)`` or ``(batch, samples, features, length)``."""
-        guess = self._guess_like(values, condition)
-        return (values - guess) / self.residual_scale
-
-    def from_residual(self, residual: torch.Tensor, condition: Condition) -> torch.Tensor:
-        """Inverse of ``to_residual``."""
-        return self._guess_like(residual, condition) + residual * self.residual_scale
-
-    @staticmethod
-    def _guess_like(like: torch.Tensor, condition: Condition) -> torch.Tensor | float:
-        if condition.guess is None:
-            return 0.0
-        return condition.guess if like.dim() == 3 else condition.guess.unsqueeze(1)
 
     def forward(self, x_noisy: torch.Tensor, steps: torch.Tensor, condition: Condition) -> torch.Tensor:
         """Predict the noise. x_noisy: ``(batch, samples, features, length)``; steps: ``(batch * samples,)``

@@ -116,6 +116,15 @@ class GuessRefiner(DiffusionEstimator):
     def _build_model(self, prior=None) -> torch.nn.Module:
         raise NotImplementedError
 
+    def _fit_guess(self, train_windows: Windows, held: HeldOut | None) -> None:
+        """Fit the guess module on the training windows, if it learns from data (before its errors
+        set the residual scale), choosing any setting of its own on ``held``; most guesses need nothing."""
+
+    def _interval_channels(self) -> np.ndarray:
+        """``(channels,)`` True for the channels whose intervals are calibrated and scored (all of them
+        by default; a one-hot channel of a category has no interval to calibrate)."""
+        return np.ones(self._n_channels(), dtype=bool)
+
     def _cells_per_window(self) -> int:
         return self._n_channels() * self._window_length()
 
@@ -126,6 +135,7 @@ class GuessRefiner(DiffusionEstimator):
         whether it beats its guess and calibrate its spread."""
         with self._seeded(device):
             self.model_ = self._build_model(prior)
+            self._fit_guess(train_windows, held)
             self.model_.residual_scale.copy_(self._residual_scale(train_windows))
             remaining = None if self.time_budget is None else max(1.0, self.time_budget - (time.perf_counter() - started))
             self.refines_ = True
@@ -209,10 +219,12 @@ class GuessRefiner(DiffusionEstimator):
     def _guess_draws(self, windows: Windows, cond_mask, n_samples, generator, device, on_chunk) -> SampleOutput:
         """Draws around the guess when the model did not beat it (see ``_beats_guess``): the guess
         plus residuals drawn from its own held-out errors (``residual_quantiles_``, per feature and
-        gap length)."""
+        gap length); channels outside ``_interval_channels`` keep the guess in every draw."""
         guess = self._guess_of(windows, cond_mask, device, on_chunk)
+        if self.residual_quantiles_ is None:
+            return SampleOutput(samples=guess.unsqueeze(1).repeat(1, n_samples, 1, 1), guess=guess)
         rng = np.random.default_rng(generator.initial_seed())
-        scale = self.model_.residual_scale.detach().cpu().numpy()  # (features, 1)
+        scale = self.model_.residual_scale.detach().cpu().numpy() * self._interval_channels()[:, None]
         noise = quantile_draws(self.residual_quantiles_, cond_mask.numpy(), n_samples, rng) * scale
         draws = guess.unsqueeze(1) + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(guess.dtype)
         return SampleOutput(samples=draws, guess=guess)
@@ -270,6 +282,10 @@ class GuessRefiner(DiffusionEstimator):
         arrays = held.cells()
         truth, target, given, feature, gap, even = (arrays.truth, arrays.target, arrays.given, arrays.feature,
                                                     arrays.gap, arrays.even)
+        channels = self._interval_channels()
+        target = target & channels[None, :, None]
+        if not target.any():
+            return
 
         def table_from(cells: np.ndarray) -> np.ndarray:
             return spread_table(draws[:, cells], truth[cells], feature[cells], gap[cells],
@@ -281,7 +297,7 @@ class GuessRefiner(DiffusionEstimator):
             crossed = np.where(even, cell_scales(table_from(target & ~even), given),
                                cell_scales(table_from(target & even), given))
             calibrated = summarize(rescale(draws, crossed), truth, target)
-            self.interval_scale_ = table_from(target)
+            self.interval_scale_ = np.where(channels[:, None], table_from(target), 1.0)
         guess = out.guess.numpy() if out.guess is not None else np.zeros_like(truth)
         guess_mae = float(np.abs(guess - truth)[target].mean())
         self.validation_ = {
@@ -302,6 +318,9 @@ class GuessRefiner(DiffusionEstimator):
         arrays = held.cells()
         truth, target, given, feature, gap, even = (arrays.truth, arrays.target, arrays.given, arrays.feature,
                                                     arrays.gap, arrays.even)
+        target = target & self._interval_channels()[None, :, None]
+        if not target.any():
+            return
         residual = (truth - guess) / scale
 
         def table_from(cells: np.ndarray) -> np.ndarray:

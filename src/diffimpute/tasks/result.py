@@ -10,6 +10,7 @@ import pandas as pd
 
 from diffimpute._validation import check_probability
 from diffimpute.data.schema import from_panel
+from diffimpute.data.table import TableEncoder, most_frequent
 
 
 @dataclass
@@ -71,3 +72,90 @@ def _panel_frame(values: np.ndarray) -> pd.DataFrame:
     n_series, n_time, n_features = panel.shape
     index = pd.MultiIndex.from_product([range(n_series), range(n_time)], names=["series", "time"])
     return pd.DataFrame(panel.reshape(-1, n_features), index=index, columns=[str(i) for i in range(n_features)])
+
+
+@dataclass
+class TableImputationResult:
+    """Draws from the imputation distribution of a table of independent rows.
+
+    samples: ``(n_samples, rows, columns)`` float64: numeric values in original units, and for a
+    categorical column the index of its level in ``encoder.columns[j].levels``; observed cells hold
+    the observed value in every draw. ``missing``: ``(rows, columns)`` True where imputed.
+    Point summaries come back as a DataFrame like the one passed in (same index, columns and
+    dtypes; an array in gives an array out): numeric cells take the statistic of their draws,
+    categorical cells the most frequent level among their draws.
+    ``guess``: the first estimate the diffusion model refined, in the same form; None without one.
+    ``whole``: ``(columns,)`` True for numeric columns whose values are whole numbers: their
+    summaries are rounded too (the median of an even number of draws can fall between two).
+    """
+
+    samples: np.ndarray
+    missing: np.ndarray
+    data: pd.DataFrame | np.ndarray
+    encoder: TableEncoder
+    guess: pd.DataFrame | np.ndarray | None = None
+    whole: np.ndarray | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples.shape[0]
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [spec.name for spec in self.encoder.columns if spec.kind == "numeric"]
+
+    def numeric_samples(self) -> np.ndarray:
+        """``(n_samples, rows, numeric columns)`` draws of the numeric columns, in ``numeric_columns`` order."""
+        return self.samples[..., self.encoder.numeric]
+
+    def median(self) -> pd.DataFrame | np.ndarray:
+        return self._summary(np.median(self.samples, axis=0))
+
+    def mean(self) -> pd.DataFrame | np.ndarray:
+        return self._summary(self.samples.mean(axis=0))
+
+    def quantile(self, q: float) -> pd.DataFrame | np.ndarray:
+        """The ``q``-quantile of the draws at every missing numeric cell (categorical cells: the mode)."""
+        return self._summary(np.quantile(self.samples, check_probability(q, "q"), axis=0))
+
+    def interval(self, alpha: float = 0.1) -> tuple[pd.DataFrame | np.ndarray, pd.DataFrame | np.ndarray]:
+        """Central ``1 - alpha`` interval of the numeric cells as (lower, upper)."""
+        alpha = check_probability(alpha, "alpha")
+        return self.quantile(alpha / 2), self.quantile(1 - alpha / 2)
+
+    def probabilities(self, column: str) -> pd.DataFrame:
+        """Share of draws giving each level of categorical ``column``: ``(rows, levels)``, rows summing
+        to 1; an observed cell puts all its weight on its level."""
+        names = [spec.name for spec in self.encoder.columns]
+        if column not in names:
+            raise ValueError(f"no column {column!r}; columns are {names}")
+        j = names.index(column)
+        spec = self.encoder.columns[j]
+        if spec.kind != "categorical":
+            raise ValueError(f"column {column!r} is numeric; probabilities are for categorical columns")
+        draws = self.samples[:, :, j].astype(np.int64)
+        counts = np.stack([(draws == k).sum(axis=0) for k in range(len(spec.levels))], axis=1)
+        index = self.data.index if isinstance(self.data, pd.DataFrame) else pd.RangeIndex(len(draws[0]))
+        return pd.DataFrame(counts / self.n_samples, index=index, columns=pd.Index(spec.levels, name=column))
+
+    def to_frame(self, quantiles: Sequence[float] = (0.05, 0.95)) -> pd.DataFrame:
+        """The median frame plus ``<column>_q<level>`` columns for each numeric column and level."""
+        median = self.median()
+        median = median if isinstance(median, pd.DataFrame) else pd.DataFrame(median, columns=self.numeric_columns)
+        parts = [median]
+        for q in quantiles:
+            bound = self.quantile(q)
+            bound = bound if isinstance(bound, pd.DataFrame) else pd.DataFrame(bound, columns=median.columns)
+            parts.append(bound[self.numeric_columns].rename(columns=lambda c, q=q: f"{c}_q{q:g}"))
+        return pd.concat(parts, axis=1)
+
+    def _summary(self, numeric: np.ndarray) -> pd.DataFrame | np.ndarray:
+        codes = numeric.copy() if self.whole is None else np.where(self.whole, np.round(numeric), numeric)
+        categorical = ~self.encoder.numeric
+        if categorical.any():
+            codes[:, categorical] = most_frequent(self.samples[:, :, categorical])
+        if isinstance(self.data, pd.DataFrame):
+            return self.encoder.to_frame(codes, self.data)
+        frame = pd.DataFrame(np.asarray(self.data, dtype=np.float64), columns=[s.name for s in self.encoder.columns])
+        return self.encoder.to_frame(codes, frame).to_numpy(dtype=np.float64)
+

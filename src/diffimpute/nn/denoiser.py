@@ -1,0 +1,63 @@
+"""What every denoiser shares: the step-independent ``Condition`` and the residual from the guess.
+
+The engine (``engine.sampling``, ``engine.denoising``) talks to a denoiser through four calls:
+``condition(cond_channels, cond_mask, positions, mask_index)`` once per batch of windows,
+``forward(x_noisy, steps, condition)`` once per diffusion step, and ``to_residual`` /
+``from_residual`` around them. With a ``guess`` module (``nn.guess``) the diffusion runs over
+``(x - guess) / residual_scale``: the per-feature scale (a buffer set at fit time to the spread of
+the guess's errors) gives the residual unit variance, as the noise schedule assumes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Condition:
+    """Step-independent inputs for a batch of windows, reused at every diffusion step.
+
+    ``input_bias``: the projected conditioning channels (its shape is the denoiser's own);
+    ``side``: per-layer side information, if the denoiser has any; ``guess``: ``(batch, features,
+    length)`` the first guess, None without one.
+    """
+
+    input_bias: torch.Tensor
+    side: list[torch.Tensor] = field(default_factory=list)
+    guess: torch.Tensor | None = None
+
+
+class ResidualDenoiser(nn.Module):
+    """Base of the denoisers: holds the guess module and the residual scale ``(features, 1)``."""
+
+    def __init__(self, n_features: int, guess: nn.Module | None) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.guess = guess
+        self.register_buffer("residual_scale", torch.ones(n_features, 1))
+
+    def first_guess(self, cond_channels: torch.Tensor, cond_mask: torch.Tensor,
+                    positions: torch.Tensor) -> torch.Tensor | None:
+        """The guess from conditioning channel 0 at the cells where ``cond_mask``; None without one."""
+        if cond_channels.shape[2] != self.n_features:
+            raise ValueError(f"denoiser was built for {self.n_features} features, got {cond_channels.shape[2]}")
+        return None if self.guess is None else self.guess(cond_channels[:, 0], cond_mask, positions)
+
+    def to_residual(self, values: torch.Tensor, condition: Condition) -> torch.Tensor:
+        """What the diffusion runs over: ``(values - guess) / residual_scale``; ``values`` is
+        ``(batch, features, length)`` or ``(batch, samples, features, length)``."""
+        guess = self._guess_like(values, condition)
+        return (values - guess) / self.residual_scale
+
+    def from_residual(self, residual: torch.Tensor, condition: Condition) -> torch.Tensor:
+        """Inverse of ``to_residual``."""
+        return self._guess_like(residual, condition) + residual * self.residual_scale
+
+    @staticmethod
+    def _guess_like(like: torch.Tensor, condition: Condition) -> torch.Tensor | float:
+        if condition.guess is None:
+            return 0.0
+        return condition.guess if like.dim() == 3 else condition.guess.unsqueeze(1)

@@ -1,0 +1,397 @@
+"""TabularImputer: probabilistic imputation of tables whose rows are independent records.
+
+The same recipe as the time-series imputer (``tasks.refiner``), with a row as a window of
+length 1: a first guess of every cell from the given cells of its row (the conditional mean
+under a multivariate normal fitted by EM, ``nn.guess.GaussianGuess``), a diffusion model over the
+residual from it (a residual MLP, ``nn.tabular``, or a transformer over columns), model selection
+and split-conformal calibration on held-out observed cells. Categorical columns are one-hot
+channels (``data.table``); a categorical cell's draws are levels, so the result gives the most
+likely level and, on request, each level's share of the draws.
+
+Training targets are whole columns of a row, never single channels of a one-hot block: hiding
+one level's channel while showing the others would give the answer away.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal, get_args
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from diffimpute._validation import check_choice, check_positive_int, check_seed
+from diffimpute.data.batch import Windows
+from diffimpute.data.domain import FeatureDomain
+from diffimpute.data.scaling import FeatureScaler
+from diffimpute.data.table import TableEncoder, most_frequent
+from diffimpute.diffusion.parameterisation import Prediction, check_prediction
+from diffimpute.diffusion.samplers import SamplerKind
+from diffimpute.diffusion.schedules import ScheduleKind
+from diffimpute.engine.trainer import TrainHistory
+from diffimpute.nn.csdi import CSDIDenoiser
+from diffimpute.nn.guess import GaussianGuess, TableGuessKind
+from diffimpute.nn.tabular import TabularDenoiser
+from diffimpute.tasks.estimator import DeviceName, resolve_device
+from diffimpute.tasks.refiner import GuessRefiner, HeldOut
+from diffimpute.tasks.result import TableImputationResult
+
+DenoiserKind = Literal["mlp", "transformer"]
+_MIN_ROWS = 8  # fewer rows cannot both train a model and hold out cells to check it
+_GUESS_ROWS = 2048  # rows the Gaussian guess is fitted on (its cost grows as rows x channels^3)
+_SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
+
+
+def _column_targets(observed_columns: torch.Tensor, channel_column: torch.Tensor,
+                    generator: torch.Generator) -> torch.Tensor:
+    """CSDI's random strategy on whole columns: each row hides a uniform-random share of its observed
+    columns. ``observed_columns (rows, columns)`` -> channel targets ``(rows, channels, 1)``."""
+    rows, _ = observed_columns.shape
+    rate = torch.rand(rows, 1, generator=generator, device=observed_columns.device)
+    hidden = observed_columns & (torch.rand(observed_columns.shape, generator=generator,
+                                            device=observed_columns.device) < rate)
+    return hidden[:, channel_column].unsqueeze(-1)
+
+
+class TabularImputer(TransformerMixin, GuessRefiner):
+    """Fill missing cells of a table (numeric, integer, boolean and categorical columns) with a
+    diffusion model that refines a first guess, and say how sure it is.
+
+    Rows are independent records (patients, survey answers, accounts); for series use
+    ``DiffusionImputer``. A DataFrame comes back with the same index, columns and dtypes; numeric
+    arrays ``(rows, columns)`` are accepted too.
+
+    Parameters
+    ----------
+    guess: ``"gaussian"`` (default: each cell's conditional mean given the other cells of its row
+        under a multivariate normal fitted by EM) or ``"none"`` (the model learns from the
+        column means up, as TabCSDI).
+    guess_ridge: shrinkage of the Gaussian guess's covariance towards its diagonal (0-1); None
+        (default) picks it from a few values by MAE on the held-out cells.
+    denoiser: ``"mlp"`` (a residual MLP over the whole row, default) or ``"transformer"`` (CSDI's
+        feature attention over the columns, TabCSDI's feature tokens).
+    hidden, n_layers: size of the MLP (``channels``, ``n_heads`` size the transformer).
+    prediction, diffusion_steps, schedule, beta_start, beta_end, sampler, sampling_steps,
+        ddim_eta: as for ``DiffusionImputer``.
+    max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay, time_budget:
+        training on the engine's loop; ``time_budget`` seconds (None: no limit) covers the
+        whole ``fit``.
+    validation_fraction: share of observed cells held out for model selection, calibration and
+        ``validation_`` (0 turns all three off).
+    n_samples: draws per missing cell for ``transform`` (and ``impute`` unless given).
+    calibrate, keep_nonnegative, keep_integers, clip_margin: as for ``DiffusionImputer``; they
+        apply to numeric columns.
+    max_cells_per_pass, device, random_state, verbose: as for ``DiffusionImputer``.
+
+    Categorical columns may have at most ``data.table.MAX_LEVELS`` (64) levels; a level met at
+    ``transform`` that was not seen at ``fit`` is an error. A row with every cell missing is
+    imputed from the learned distribution alone (its draws are samples of a whole row).
+
+    After ``fit``: ``history_``, ``validation_`` (on held-out cells: numeric MAE, CRPS and 90 %
+    coverage in standardised units, MAE of the guess alone, categorical accuracy),
+    ``refines_`` (False when the model did not beat its guess, which is then imputed).
+    """
+
+    def __init__(
+        self,
+        *,
+        guess: TableGuessKind = "gaussian",
+        guess_ridge: float | None = None,
+        denoiser: DenoiserKind = "mlp",
+        hidden: int = 256,
+        n_layers: int = 3,
+        channels: int = 32,
+        n_heads: int = 4,
+        dropout: float = 0.0,
+        prediction: Prediction = "v",
+        diffusion_steps: int = 50,
+        schedule: ScheduleKind = "quad",
+        beta_start: float = 1e-4,
+        beta_end: float = 0.5,
+        max_epochs: int = 2000,
+        batch_size: int = 64,
+        learning_rate: float = 1e-3,
+        weight_decay: float = 1e-6,
+        patience: int = 10,
+        ema_decay: float | None = None,
+        time_budget: float | None = 60.0,
+        validation_fraction: float = 0.1,
+        n_samples: int = 50,
+        sampler: SamplerKind = "ddim",
+        sampling_steps: int | None = None,
+        ddim_eta: float = 1.0,
+        calibrate: bool = True,
+        keep_nonnegative: bool = True,
+        keep_integers: bool = True,
+        clip_margin: float | None = 1.0,
+        max_cells_per_pass: int = 2**15,
+        device: DeviceName = "auto",
+        random_state: int = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.guess = guess
+        self.guess_ridge = guess_ridge
+        self.denoiser = denoiser
+        self.hidden = hidden
+        self.n_layers = n_layers
+        self.channels = channels
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.prediction = prediction
+        self.diffusion_steps = diffusion_steps
+        self.schedule = schedule
+        self.beta_start = beta_start
+        self.beta_end = beta_end
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.ema_decay = ema_decay
+        self.time_budget = time_budget
+        self.validation_fraction = validation_fraction
+        self.n_samples = n_samples
+        self.sampler = sampler
+        self.sampling_steps = sampling_steps
+        self.ddim_eta = ddim_eta
+        self.calibrate = calibrate
+        self.keep_nonnegative = keep_nonnegative
+        self.keep_integers = keep_integers
+        self.clip_margin = clip_margin
+        self.max_cells_per_pass = max_cells_per_pass
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ parameter checks
+    def _check_params(self) -> None:
+        check_seed(self.random_state)
+        check_choice(self.guess, get_args(TableGuessKind), "guess")
+        check_choice(self.denoiser, get_args(DenoiserKind), "denoiser")
+        check_prediction(self.prediction)
+        check_choice(self.sampler, get_args(SamplerKind), "sampler")
+        for name in ("hidden", "n_layers", "channels", "n_heads", "diffusion_steps", "max_epochs", "batch_size",
+                     "patience", "n_samples", "max_cells_per_pass"):
+            check_positive_int(getattr(self, name), name)
+        if self.channels % self.n_heads:
+            raise ValueError(f"channels ({self.channels}) must be a multiple of n_heads ({self.n_heads})")
+        if self.guess_ridge is not None and not 0 <= self.guess_ridge <= 1:
+            raise ValueError(f"guess_ridge must be in [0, 1], got {self.guess_ridge}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be a positive number of seconds or None, got {self.time_budget}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.clip_margin is not None and self.clip_margin < 0:
+            raise ValueError(f"clip_margin must be >= 0 or None, got {self.clip_margin}")
+        self._sampler()
+
+    # ------------------------------------------------------------------ what the refiner needs
+    def _n_channels(self) -> int:
+        return self.encoder_.n_channels
+
+    def _window_length(self) -> int:
+        return 1
+
+    def _interval_channels(self) -> np.ndarray:
+        return self.encoder_.numeric_channels
+
+    def _training_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        channel_column = torch.from_numpy(self.encoder_.channel_column).to(observed.device)
+        n_columns = len(self.encoder_.columns)
+        # a column is observed when its channels are (they are missing together)
+        first = torch.from_numpy(np.searchsorted(self.encoder_.channel_column, np.arange(n_columns))).to(observed.device)
+        return _column_targets(observed[:, first, 0], channel_column, generator)
+
+    _random_targets = _training_targets
+
+    def _build_model(self, prior=None) -> torch.nn.Module:
+        guess = GaussianGuess(self._n_channels()) if self.guess == "gaussian" else None
+        if self.denoiser == "transformer":
+            return CSDIDenoiser(n_features=self._n_channels(), channels=self.channels, n_layers=self.n_layers,
+                                n_heads=self.n_heads, dropout=self.dropout, guess=guess)
+        return TabularDenoiser(self._n_channels(), hidden=self.hidden, n_layers=self.n_layers,
+                               dropout=self.dropout, guess=guess)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X: pd.DataFrame | np.ndarray, y: None = None) -> TabularImputer:
+        """Learn to refine the first guess from the observed cells of ``X``; returns ``self``."""
+        started = time.perf_counter()
+        self._check_params()
+        frame = self._as_frame(X)
+        self.encoder_ = TableEncoder.of(frame)
+        codes = self.encoder_.codes(frame)
+        self._check_fit_data(codes)
+        self.n_features_in_ = frame.shape[1]
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.input_kind_ = "frame" if isinstance(X, pd.DataFrame) else "array"
+        self.domain_ = FeatureDomain.of(codes, nonnegative=self.keep_nonnegative, integer=self.keep_integers)
+        encoded = self.encoder_.encode(codes)
+        self.scaler_ = FeatureScaler().fit(encoded)
+        scaled = self.scaler_.transform(encoded)
+        self.observed_range_ = (np.nanmin(scaled, axis=0), np.nanmax(scaled, axis=0))
+        device = resolve_device(self.device)
+
+        rng = np.random.default_rng(self.random_state)
+        held_columns = self._held_out_columns(codes, rng)
+        held_channels = held_columns[:, self.encoder_.channel_column]
+        train_rows = np.where(held_channels, np.nan, scaled)
+        train_windows = self._windows(train_rows)
+        train_windows = train_windows[torch.from_numpy(np.flatnonzero(train_windows.observed.flatten(1).any(1).numpy()))]
+        held = None
+        if held_columns.any():
+            rows = torch.from_numpy(np.flatnonzero(held_columns.any(axis=1)))
+            all_rows = self._windows(scaled)
+            held = HeldOut(all_rows[rows], torch.from_numpy(held_channels)[rows].unsqueeze(-1))
+        self._train_refiner(train_windows, held, device, started)
+        self._score_categories(held, device)
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def _fit_guess(self, train_windows: Windows, held: HeldOut | None) -> None:
+        """Fit the Gaussian guess by EM on training cells, then take the shrinkage with the lowest MAE
+        on the held-out cells (or ``guess_ridge`` when given)."""
+        guess = self.model_.guess
+        if guess is None:
+            return
+        order = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(self.random_state))
+        rows = train_windows[order[:_GUESS_ROWS]]
+        guess.fit(rows.values[..., 0], rows.observed[..., 0])
+        if self.guess_ridge is not None or held is None:
+            guess.shrinkage.fill_(0.1 if self.guess_ridge is None else self.guess_ridge)
+            return
+        errors = {}
+        for amount in _SHRINKAGES:
+            guess.shrinkage.fill_(amount)
+            estimate = guess(held.windows.values, held.cond_mask, held.windows.positions)
+            errors[amount] = float((estimate - held.windows.values).abs()[held.target].mean())
+        guess.shrinkage.fill_(min(errors, key=errors.get))
+
+    def _check_fit_data(self, codes: np.ndarray) -> None:
+        if len(codes) < _MIN_ROWS:
+            raise ValueError(f"X has {len(codes)} row(s); the tabular imputer needs at least {_MIN_ROWS} to learn from")
+        empty = np.isnan(codes).all(axis=0)
+        if empty.any():
+            names = [spec.name for spec, e in zip(self.encoder_.columns, empty) if e]
+            raise ValueError(f"columns {names} are entirely missing; there is nothing to learn them from, drop them")
+
+    def _held_out_columns(self, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Observed cells ``(rows, columns)`` held out for selection and calibration: ``validation_fraction``
+        of them at random, never a column's last observed cell."""
+        observed = ~np.isnan(codes)
+        held = np.zeros(codes.shape, dtype=bool)
+        if self.validation_fraction == 0:
+            return held
+        cells = np.flatnonzero(observed)
+        chosen = rng.choice(cells, size=round(self.validation_fraction * len(cells)), replace=False)
+        held.flat[chosen] = True
+        starved = (observed & ~held).sum(axis=0) == 0
+        held[:, starved] = False
+        return held
+
+    @staticmethod
+    def _windows(scaled: np.ndarray) -> Windows:
+        """Rows ``(rows, channels)`` with NaN as windows ``(rows, channels, 1)``."""
+        observed = ~np.isnan(scaled)
+        return Windows(values=torch.from_numpy(np.where(observed, scaled, 0.0).astype(np.float32)).unsqueeze(-1),
+                       observed=torch.from_numpy(observed).unsqueeze(-1),
+                       positions=torch.zeros(len(scaled), 1))
+
+    @staticmethod
+    def _as_frame(X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        if isinstance(X, pd.DataFrame):
+            if X.shape[1] == 0 or X.shape[0] == 0:
+                raise ValueError(f"X is empty (shape {X.shape}); pass at least one row and column")
+            if X.columns.duplicated().any():
+                raise ValueError(f"X has duplicated column names {list(X.columns[X.columns.duplicated()])}; rename them")
+            return X
+        array = np.asarray(X)
+        if array.ndim != 2:
+            raise ValueError(f"X must be a DataFrame or a 2-D array (rows, columns); got {array.ndim}-D")
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"an array X must be numeric (got {array.dtype}); pass a DataFrame for categorical columns") from None
+        return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
+
+    def _score_categories(self, held: HeldOut | None, device: torch.device) -> None:
+        """Accuracy of the most likely level at held-out categorical cells, into ``validation_``."""
+        categorical = ~self.encoder_.numeric
+        if held is None or not categorical.any() or not self.validation_:
+            return
+        generator = torch.Generator(device=device).manual_seed(self.random_state + 2)
+        out = self._draw(self.model_, held.windows, held.cond_mask, 8, None, generator, device)
+        draws = self.encoder_.decode(self.scaler_.inverse_transform(out.samples[..., 0].numpy().astype(np.float64)))
+        truth = self.encoder_.decode(self.scaler_.inverse_transform(held.windows.values[..., 0].numpy()))
+        first = np.searchsorted(self.encoder_.channel_column, np.arange(len(self.encoder_.columns)))
+        target = held.target[:, first, 0].numpy() & categorical[None]
+        if target.any():
+            mode = most_frequent(draws.transpose(1, 0, 2)[..., categorical])
+            self.validation_["accuracy"] = float((mode == truth[:, categorical])[target[:, categorical]].mean())
+
+    # ------------------------------------------------------------------ imputing
+    def transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
+        """The median of ``n_samples`` draws (the most likely level for categories), so Pipelines work."""
+        return self.impute(X).median()
+
+    def impute(self, X: pd.DataFrame | np.ndarray, n_samples: int | None = None, *,
+               seed: int | None = None) -> TableImputationResult:
+        """Draw ``n_samples`` completions of ``X``; observed cells are kept exactly in every draw."""
+        check_is_fitted(self, "model_")
+        n_samples = check_positive_int(self.n_samples if n_samples is None else n_samples, "n_samples")
+        frame = self._as_frame(X)
+        codes = self.encoder_.codes(frame)
+        missing = np.isnan(codes)
+        samples = np.broadcast_to(codes, (n_samples, *codes.shape)).copy()
+        guess = None
+        if missing.any():
+            scaled = self.scaler_.transform(self.encoder_.encode(codes))
+            draws, guesses = self._draw_windows(self._windows(scaled), n_samples, seed, unit="row")
+            values = self.domain_.apply(self.encoder_.decode(self.scaler_.inverse_transform(draws[..., 0])))
+            samples[:, missing] = values[:, missing]
+            if guesses is not None:
+                filled = self.encoder_.decode(self.scaler_.inverse_transform(guesses[..., 0]))
+                guess = self._like(np.where(missing, self.domain_.apply(filled), codes), X, frame)
+        return TableImputationResult(samples=samples, missing=missing, data=X, encoder=self.encoder_, guess=guess,
+                                     whole=self.domain_.integer & self.encoder_.numeric)
+
+    def _like(self, codes: np.ndarray, X, frame: pd.DataFrame):
+        filled = self.encoder_.to_frame(codes, frame)
+        return filled if isinstance(X, pd.DataFrame) else filled.to_numpy(dtype=np.float64)
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        return {
+            "encoder": self.encoder_.to_dict(),
+            "scaler": self.scaler_.to_dict(),
+            "domain": self.domain_.to_dict(),
+            "observed_range": [r.tolist() for r in self.observed_range_],
+            "input_kind": self.input_kind_,
+            "interval_scale": self.interval_scale_.tolist(),
+            "refines": self.refines_,
+            "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
+            "validation": self.validation_,
+            "history": self.history_.to_dict(),
+        }, {}
+
+    def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
+        self.encoder_ = TableEncoder.from_dict(metadata["encoder"])
+        self.scaler_ = FeatureScaler.from_dict(metadata["scaler"])
+        self.domain_ = FeatureDomain.from_dict(metadata["domain"])
+        self.observed_range_ = tuple(np.asarray(r, dtype=np.float64) for r in metadata["observed_range"])
+        self.input_kind_ = metadata["input_kind"]
+        self.n_features_in_ = len(self.encoder_.columns)
+        if self.input_kind_ == "frame":
+            self.feature_names_in_ = np.asarray([spec.name for spec in self.encoder_.columns], dtype=object)
+        self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
+        self.refines_ = bool(metadata["refines"])
+        quantiles = metadata["residual_quantiles"]
+        self.residual_quantiles_ = None if quantiles is None else np.asarray(quantiles, dtype=np.float64)
+        self.validation_ = metadata["validation"]
+        self.history_ = TrainHistory(**metadata["history"])
+        self.model_ = self._build_model()
