@@ -94,38 +94,70 @@ def _free_cores() -> int:
 @click.option("--threads", type=int, default=None,
               help="CPU threads for PyTorch (default: the cores that are not already busy).")
 def cli(threads: int | None) -> None:
-    """Fill missing values in time series with diffusion models, with uncertainty."""
+    """Fill missing values in time series and tables with diffusion models, with uncertainty."""
     import torch
 
     torch.set_num_threads(threads if threads is not None else min(torch.get_num_threads(), _free_cores()))
 
 
+_KIND_OPTION = click.option(
+    "--kind", type=click.Choice(["auto", "series", "table"]), default="auto", show_default=True,
+    help="series: rows are time steps; table: rows are independent records. auto: a table when a column "
+         "is not numeric (categories, text, booleans), otherwise a series.")
+
+
+def _data_kind(frame: pd.DataFrame, kind: str) -> str:
+    if kind != "auto":
+        return kind
+    numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in frame.dtypes)
+    return "series" if numeric else "table"
+
+
+def _imputer_for(kind: str, guess: str | None, seed: int, quiet: bool, options: dict):
+    """The imputer for ``kind`` with the CLI's options; options that belong to the other kind are errors."""
+    from diffimpute import DiffusionImputer, TabularImputer
+
+    params = _params(**options)
+    if kind == "table":
+        for name in ("window", "target_strategy"):
+            if name in params:
+                raise ValueError(f"--{name.replace('_', '-')} is for time series; this data is a table (--kind table)")
+        if guess in ("interpolate", "latent"):
+            raise ValueError(f"--guess {guess} is for time series; tables take --guess gaussian or none")
+        return TabularImputer(**_params(guess=guess), random_state=seed, verbose=not quiet, **params)
+    if guess == "gaussian":
+        raise ValueError("--guess gaussian is for tables; series take --guess interpolate, latent or none")
+    return DiffusionImputer(**_params(guess=guess), random_state=seed, verbose=not quiet, **params)
+
+
 @cli.command()
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "model_path", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
-@click.option("--index-col", default=None, help="Column to use as the time index.")
+@click.option("--index-col", default=None, help="Column to use as the time index (or row labels of a table).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars or messages.")
-@click.option("--guess", type=click.Choice(["interpolate", "latent", "none"]), default="interpolate", show_default=True,
-              help="First estimate the diffusion model refines: linear interpolation, the LSSDM latent prior, "
-                   "or none (plain CSDI).")
+@click.option("--guess", type=click.Choice(["interpolate", "latent", "gaussian", "none"]), default=None,
+              help="First estimate the diffusion model refines. Series: interpolate (default), latent (the LSSDM "
+                   "prior) or none (plain CSDI). Tables: gaussian (default, EM conditional mean) or none.")
+@_KIND_OPTION
 @_model_options
 @_user_errors
-def fit(data, model_path, index_col, seed, quiet, guess, **options):
+def fit(data, model_path, index_col, seed, quiet, guess, kind, **options):
+    """Train an imputer on DATA (CSV or Parquet; rows are time steps or records, columns features)."""
     check_writable(model_path)
-    """Train an imputer on DATA (CSV or Parquet; rows are time, columns features)."""
-    from diffimpute import DiffusionImputer
-
     frame = read_table(data, index_col)
-    imputer = DiffusionImputer(guess=guess, random_state=seed, verbose=not quiet, **_params(**options)).fit(frame)
+    imputer = _imputer_for(_data_kind(frame, kind), guess, seed, quiet, options).fit(frame)
     imputer.save(model_path)
     history, report = imputer.history_, imputer.validation_
-    _echo(quiet, f"trained {len(history.train_loss)} epochs in {history.seconds:.1f}s (stopped: {history.stopped}); "
-                 f"model written to {model_path}")
+    _echo(quiet, f"trained {type(imputer).__name__}: {len(history.train_loss)} epochs in {history.seconds:.1f}s "
+                 f"(stopped: {history.stopped}); model written to {model_path}")
     if report:
-        _echo(quiet, f"held-out cells ({report['cells']}, standardised units): MAE {report['mae']:.4f} "
-                     f"(guess alone {report['guess_mae']:.4f}), CRPS {report['crps']:.4f}, "
-                     f"90% interval coverage {report['coverage90']:.1%}")
+        line = (f"held-out cells ({report['cells']}, standardised units): MAE {report['mae']:.4f} "
+                f"(guess alone {report['guess_mae']:.4f}), CRPS {report['crps']:.4f}, "
+                f"90% interval coverage {report['coverage90']:.1%}")
+        if "accuracy" in report:
+            line += f"; categorical accuracy {report['accuracy']:.1%}"
+        _echo(quiet, line)
 
 
 @cli.command()
@@ -155,26 +187,45 @@ def impute(model, data, output, n_samples, quantiles, sampler, sampling_steps, i
 @cli.command()
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("--mask", default="mcar:0.1", show_default=True, help="Cells to hide: mcar|mar|mnar|block|sequence:RATE.")
-@click.option("--methods", default="diffusion,mean,linear,knn,mice", show_default=True,
-              help="Comma-separated: diffusion, lssdm, csdi, mean, median, locf, nocb, linear, time, knn, mice, "
-                   "missforest.")
+@click.option("--methods", default=None,
+              help="Comma-separated. Series (default diffusion,mean,linear,knn,mice): diffusion, lssdm, csdi, mean, "
+                   "median, locf, nocb, linear, time, knn, mice, missforest. Tables (default "
+                   "diffusion,mean,knn,mice,missforest): diffusion, mean, median, knn, mice, missforest.")
 @click.option("--n-samples", type=int, default=50, show_default=True)
 @click.option("-o", "--output", default=None, type=click.Path(dir_okay=False), help="Save the table (.csv or .json).")
 @click.option("--index-col", default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
+@_KIND_OPTION
 @_model_options
 @_user_errors
-def evaluate(data, mask, methods, n_samples, output, index_col, seed, quiet, **options):
+def evaluate(data, mask, methods, n_samples, output, index_col, seed, quiet, kind, **options):
+    """Hide extra observed cells of DATA, impute them with each method and score the results."""
     if output:
         check_writable(output, TABLE_SUFFIXES | {".json"})
-    """Hide extra observed cells of DATA, impute them with each method and score the results."""
     frame = read_table(data, index_col)
-    table = _run_evaluation(frame, mask, methods.split(","), n_samples, seed, quiet, _params(**options))
-    click.echo(_format_table(table, mask))
+    if _data_kind(frame, kind) == "table":
+        from diffimpute.tasks.evaluate import evaluate_table_methods
+
+        imputer = _imputer_for("table", None, seed, quiet, options)
+        names = _method_list(methods or "diffusion,mean,knn,mice,missforest")
+        table, _ = evaluate_table_methods(frame, mask, names, n_samples=n_samples, seed=seed,
+                                          diffusion_params=imputer.get_params(),
+                                          on_method=lambda m: _echo(quiet, f"  fitting and imputing with {m} ..."))
+        header = (f"Scores on cells hidden by {mask} (numeric cells in standardised units, lower is better except "
+                  "coverage; accuracy and macro-F1 of categorical cells, higher is better):")
+        click.echo(header + "\n" + table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+    else:
+        names = _method_list(methods or "diffusion,mean,linear,knn,mice")
+        table = _run_evaluation(frame, mask, names, n_samples, seed, quiet, _params(**options))
+        click.echo(_format_table(table, mask))
     if output:
         _write_report(table, output)
         _echo(quiet, f"table written to {output}")
+
+
+def _method_list(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
 
 
 @cli.command()
@@ -193,6 +244,8 @@ def plot(model, data, output, columns, n_samples, alpha, index_col, quiet):
     from diffimpute.report.plots import plot_imputation
 
     imputer = _load_imputer(model).set_params(verbose=not quiet)
+    if not hasattr(imputer, "window_"):
+        raise ValueError(f"{model} imputes tables; plot draws time series (use `diffimpute evaluate` for tables)")
     result = imputer.impute(read_table(data, index_col), n_samples=n_samples)
     plot_imputation(result, output, columns=columns.split(",") if columns else None, alpha=alpha)
     _echo(quiet, f"plot written to {output}")
@@ -232,10 +285,10 @@ def demo(out_dir, mask, time_budget, n_samples, seed, quiet):
 
 
 def _load_imputer(path: str):
-    from diffimpute import DiffusionImputer, load
+    from diffimpute import DiffusionImputer, TabularImputer, load
 
     model = load(path)
-    if not isinstance(model, DiffusionImputer):
+    if not isinstance(model, DiffusionImputer | TabularImputer):
         raise ValueError(f"{path} holds a {type(model).__name__}, not an imputer; use `diffimpute detect` for detectors")
     return model
 
@@ -251,7 +304,7 @@ def _evaluate_with_outputs(frame, mask, methods, n_samples, seed, quiet, params)
 
 
 def _run_evaluation(frame, mask, methods, n_samples, seed, quiet, params) -> pd.DataFrame:
-    return _evaluate_with_outputs(frame, mask, [m.strip() for m in methods if m.strip()], n_samples, seed, quiet, params)[0]
+    return _evaluate_with_outputs(frame, mask, methods, n_samples, seed, quiet, params)[0]
 
 
 def _format_table(table: pd.DataFrame, mask: str) -> str:

@@ -47,7 +47,6 @@ DEFAULT_DDIM_STEPS = 10
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
 _CALIBRATION_CELL_PASSES = 3_000_000  # cells x samples x network passes for calibration
 _CALIBRATION_SAMPLES = 8
-_VALIDATION_SAMPLING_STEPS = 3
 _INTERVAL_LEVEL = 0.9
 
 
@@ -95,7 +94,12 @@ class HeldCells:
 class GuessRefiner(DiffusionEstimator):
     """Base of the imputers: a diffusion model that refines a first guess, selected and calibrated
     on held-out observed cells. Fitted state: ``model_``, ``history_``, ``refines_``,
-    ``interval_scale_``, ``residual_quantiles_``, ``validation_``, ``observed_range_``."""
+    ``interval_scale_``, ``residual_quantiles_``, ``validation_``, ``observed_range_``.
+
+    ``selection_steps``: deterministic DDIM steps of the one draw that model selection scores.
+    """
+
+    selection_steps = 3
 
     # ------------------------------------------------------------------ what a subclass supplies
     def _n_channels(self) -> int:
@@ -203,7 +207,7 @@ class GuessRefiner(DiffusionEstimator):
 
     def _selection_cells(self, held: HeldOut) -> HeldOut:
         cells = self._cells_per_window()
-        return held[: max(8, _VALIDATION_CELL_PASSES // (cells * _VALIDATION_SAMPLING_STEPS))]
+        return held[: max(8, _VALIDATION_CELL_PASSES // (cells * self.selection_steps))]
 
     @torch.no_grad()
     def _guess_of(self, windows: Windows, cond_mask: torch.Tensor, device, on_chunk=None) -> torch.Tensor:
@@ -233,7 +237,7 @@ class GuessRefiner(DiffusionEstimator):
         """Model selection: MAE at the held-out cells of one short deterministic draw (fixed seed)."""
         generator = torch.Generator(device=device).manual_seed(self.random_state)
         held = self._selection_cells(held)
-        out = self._draw(model, held.windows, held.cond_mask, 1, _VALIDATION_SAMPLING_STEPS, generator, device)
+        out = self._draw(model, held.windows, held.cond_mask, 1, self.selection_steps, generator, device)
         error = (out.samples[:, 0] - held.windows.values).abs()
         return float(error[held.target].mean())
 

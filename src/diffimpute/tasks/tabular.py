@@ -95,14 +95,16 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     ``refines_`` (False when the model did not beat its guess, which is then imputed).
     """
 
+    selection_steps = 1  # one DDIM step from noise: the model's conditional mean, comparable to the guess's
+
     def __init__(
         self,
         *,
         guess: TableGuessKind = "gaussian",
         guess_ridge: float | None = None,
         denoiser: DenoiserKind = "mlp",
-        hidden: int = 256,
-        n_layers: int = 3,
+        hidden: int = 128,
+        n_layers: int = 2,
         channels: int = 32,
         n_heads: int = 4,
         dropout: float = 0.0,
