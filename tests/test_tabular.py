@@ -197,3 +197,55 @@ def test_transformer_denoiser_runs_through_the_same_engine(table) -> None:
     imputer = TabularImputer(**{**TINY_TABLE, "denoiser": "transformer", "channels": 8, "n_heads": 2,
                                 "max_epochs": 2}).fit(gappy)
     assert not imputer.transform(gappy).isna().any().any()
+
+
+# ------------------------------------------------------------------ evaluation, baselines, CLI
+
+
+def test_table_evaluation_scores_numeric_and_categorical_cells() -> None:
+    from diffimpute.tasks.evaluate import evaluate_table_methods, hide_table_cells
+
+    truth = mixed()
+    for mask in ("mcar:0.3", "mar:0.3", "mnar:0.3"):
+        gappy, hidden = hide_table_cells(truth, mask, seed=0)
+        assert hidden.any() and gappy.isna().to_numpy()[hidden].all()
+        assert gappy.dtypes.tolist()[:5] == truth.dtypes.tolist()[:5]  # the bool column becomes object with gaps
+    table, outputs = evaluate_table_methods(truth, "mcar:0.3", ["diffusion", "mean", "knn"], n_samples=8,
+                                            diffusion_params={**TINY_TABLE, "max_epochs": 20})
+    assert list(table.index) == ["diffusion", "mean", "knn"]
+    assert 0 <= table.loc["diffusion", "coverage_90%"] <= 1 and np.isnan(table.loc["mean", "coverage_90%"])
+    assert table.loc["diffusion", "mae"] < table.loc["mean", "mae"]
+    assert table.loc["diffusion", "accuracy"] > table.loc["mean", "accuracy"]
+    # the mean baseline's categorical cells take the column's mode
+    gappy, hidden = hide_table_cells(truth, "mcar:0.3", seed=0)
+    filled = outputs["mean"]
+    assert (filled["side"][hidden[:, 4]] == gappy["side"].mode()[0]).all()
+    with pytest.raises(ValueError, match="table methods"):
+        evaluate_table_methods(truth, "mcar:0.3", ["linear"])
+
+
+def test_cli_fits_imputes_and_evaluates_a_mixed_csv(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from diffimpute.cli.main import cli
+
+    gappy, _ = with_holes(mixed(120), 0.2, seed=4)
+    data = tmp_path / "table.csv"
+    gappy.to_csv(data, index=False)
+    model, out = tmp_path / "table.dfi", tmp_path / "filled.csv"
+    runner = CliRunner()
+    fitted = runner.invoke(cli, ["fit", str(data), "-o", str(model), "--epochs", "3", "--quiet"])
+    assert fitted.exit_code == 0, fitted.output
+    assert isinstance(load(model), TabularImputer)  # auto: text columns make it a table
+    imputed = runner.invoke(cli, ["impute", str(model), str(data), "-o", str(out), "--quantiles", "0.05,0.95",
+                                  "--n-samples", "4", "--quiet"])
+    assert imputed.exit_code == 0, imputed.output
+    filled = pd.read_csv(out, index_col=0)
+    assert not filled[list(gappy.columns)].isna().any().any()
+    assert set(filled["side"]) <= {"up", "down"} and "x_q0.05" in filled and "side_q0.05" not in filled
+    scored = runner.invoke(cli, ["evaluate", str(data), "--mask", "mcar:0.2", "--methods", "diffusion,mean",
+                                 "--epochs", "3", "--n-samples", "4", "--quiet"])
+    assert scored.exit_code == 0, scored.output
+    assert "accuracy" in scored.output and "diffusion" in scored.output
+    wrong = runner.invoke(cli, ["fit", str(data), "-o", str(model), "--window", "8"])
+    assert wrong.exit_code == 2 and "time series" in wrong.output
