@@ -479,6 +479,7 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         self.n_features_in_ = int(metadata["n_features"])
         self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
         self.refines_ = bool(metadata["refines"])
+        self.guess_channels_ = np.zeros(self.n_features_in_, dtype=bool)  # the time-series imputer never mixes
         quantiles = metadata["residual_quantiles"]
         self.residual_quantiles_ = None if quantiles is None else np.asarray(quantiles, dtype=np.float64)
         self.validation_ = metadata["validation"]

@@ -97,9 +97,12 @@ class GuessRefiner(DiffusionEstimator):
     ``interval_scale_``, ``residual_quantiles_``, ``validation_``, ``observed_range_``.
 
     ``selection_steps``: deterministic DDIM steps of the one draw that model selection scores.
+    ``check_draws_against_guess``: after selection, also compare the median of the calibration
+    draws (what ``transform`` returns) with the guess, and fall back to the guess if it is not better.
     """
 
     selection_steps = 3
+    check_draws_against_guess = False
 
     # ------------------------------------------------------------------ what a subclass supplies
     def _n_channels(self) -> int:
@@ -139,6 +142,7 @@ class GuessRefiner(DiffusionEstimator):
         whether it beats its guess and calibrate its spread."""
         with self._seeded(device):
             self.model_ = self._build_model(prior)
+            self.guess_channels_ = np.zeros(self._n_channels(), dtype=bool)
             self._fit_guess(train_windows, held)
             self.model_.residual_scale.copy_(self._residual_scale(train_windows))
             remaining = None if self.time_budget is None else max(1.0, self.time_budget - (time.perf_counter() - started))
@@ -201,9 +205,14 @@ class GuessRefiner(DiffusionEstimator):
             return self._guess_draws(windows, cond_mask, n_samples, generator, device, on_chunk)
         sampler = self._sampler() if steps is None else make_sampler(self._noise_schedule(), "ddim", steps, eta=0.0)
         cells = self._cells_per_window()
-        return sample(model, sampler, windows, cond_mask, n_samples, prediction=self.prediction,
-                      rows_per_pass=max(1, self.max_cells_per_pass // cells), generator=generator,
-                      value_range=self._value_range(), device=device, on_chunk=on_chunk)
+        out = sample(model, sampler, windows, cond_mask, n_samples, prediction=self.prediction,
+                     rows_per_pass=max(1, self.max_cells_per_pass // cells), generator=generator,
+                     value_range=self._value_range(), device=device, on_chunk=on_chunk)
+        if self.guess_channels_.any() and steps is None:
+            fallback = self._guess_draws(windows, cond_mask, n_samples, generator, device, None)
+            channels = torch.from_numpy(self.guess_channels_)
+            out.samples[:, :, channels] = fallback.samples[:, :, channels]
+        return out
 
     def _selection_cells(self, held: HeldOut) -> HeldOut:
         cells = self._cells_per_window()
@@ -271,6 +280,7 @@ class GuessRefiner(DiffusionEstimator):
         """
         self.interval_scale_ = np.ones((self._n_channels(), N_GAP_BINS))
         self.residual_quantiles_ = None
+        self.guess_channels_ = np.zeros(self._n_channels(), dtype=bool)
         self.validation_ = {}
         if held is None:
             return
@@ -295,15 +305,32 @@ class GuessRefiner(DiffusionEstimator):
             return spread_table(draws[:, cells], truth[cells], feature[cells], gap[cells],
                                 self._n_channels(), _INTERVAL_LEVEL)
 
+        guess = out.guess.numpy() if out.guess is not None else np.zeros_like(truth)
+        if self.check_draws_against_guess and self.guess != "none":
+            wins = self._guess_wins(draws, guess, truth, arrays.target)
+            if wins[channels].all():
+                warnings.warn(
+                    "the median of the diffusion model's draws did not beat its own guess on held-out cells of any "
+                    "column, so it imputes the guess with calibrated intervals; give it more time (time_budget) "
+                    "or more data", stacklevel=4)
+                self.refines_ = False
+                self._calibrate_guess(held, device)
+                return
+            if wins.any():  # those channels take the guess, with draws from its own held-out errors
+                self.residual_quantiles_ = self._guess_residual_table(held, guess, arrays)
+                self.guess_channels_ = wins
+                generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
+                out = self._draw(self.model_, held.windows, held.cond_mask, _CALIBRATION_SAMPLES, None, generator,
+                                 device)
+                draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)
         raw = summarize(draws, truth, target)
+        guess_mae = float(np.abs(guess - truth)[target].mean())
         calibrated = raw
         if self.calibrate and (target & even).any() and (target & ~even).any():
             crossed = np.where(even, cell_scales(table_from(target & ~even), given),
                                cell_scales(table_from(target & even), given))
             calibrated = summarize(rescale(draws, crossed), truth, target)
-            self.interval_scale_ = np.where(channels[:, None], table_from(target), 1.0)
-        guess = out.guess.numpy() if out.guess is not None else np.zeros_like(truth)
-        guess_mae = float(np.abs(guess - truth)[target].mean())
+            self.interval_scale_ = np.where((channels & ~self.guess_channels_)[:, None], table_from(target), 1.0)
         self.validation_ = {
             "cells": int(target.sum()),
             "mae": raw["mae"],
@@ -342,6 +369,23 @@ class GuessRefiner(DiffusionEstimator):
         self.validation_ = {"cells": int(target.sum()), "mae": guess_mae, "crps": report["crps_sample"],
                             "coverage90": report["coverage"], "coverage90_uncalibrated": np.nan,
                             "guess_mae": guess_mae, "refines_guess": False}
+
+    def _guess_wins(self, draws: np.ndarray, guess: np.ndarray, truth: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """``(channels,)`` True where the guess is at least as accurate as the median of the draws on the
+        held-out cells (MAE per channel); draws ``(samples, windows, channels, length)``."""
+        median_error = np.abs(np.median(draws, axis=0) - truth)
+        guess_error = np.abs(guess - truth)
+        count = target.sum(axis=(0, 2))
+        model = (median_error * target).sum(axis=(0, 2)) / np.maximum(count, 1)
+        first = (guess_error * target).sum(axis=(0, 2)) / np.maximum(count, 1)
+        return (count > 0) & (first <= model)
+
+    def _guess_residual_table(self, held: HeldOut, guess: np.ndarray, arrays: HeldCells) -> np.ndarray:
+        """Quantiles of the guess's held-out errors (``engine.calibration.residual_quantiles``)."""
+        scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
+        residual = (arrays.truth - guess) / scale
+        target = arrays.target
+        return residual_quantiles(residual[target], arrays.feature[target], arrays.gap[target], self._n_channels())
 
     def _value_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         if self.clip_margin is None:
