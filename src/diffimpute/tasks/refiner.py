@@ -46,7 +46,6 @@ from diffimpute.tasks.estimator import DiffusionEstimator, resolve_device
 DEFAULT_DDIM_STEPS = 10
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
 _CALIBRATION_CELL_PASSES = 3_000_000  # cells x samples x network passes for calibration
-_CALIBRATION_SAMPLES = 8
 _INTERVAL_LEVEL = 0.9
 
 
@@ -97,12 +96,17 @@ class GuessRefiner(DiffusionEstimator):
     ``interval_scale_``, ``residual_quantiles_``, ``validation_``, ``observed_range_``.
 
     ``selection_steps``: deterministic DDIM steps of the one draw that model selection scores.
+    ``calibration_samples``: draws per held-out cell that the spread factors are fitted on.
+    ``disjoint_calibration``: choose (checkpoint, guess settings, channels) on half of the held-out
+    windows and calibrate on the other half; for small data, where choosing biases the errors.
     ``check_draws_against_guess``: after selection, also compare the median of the calibration
     draws (what ``transform`` returns) with the guess, and fall back to the guess if it is not better.
     """
 
     selection_steps = 3
     check_draws_against_guess = False
+    calibration_samples = 8
+    disjoint_calibration = False
 
     # ------------------------------------------------------------------ what a subclass supplies
     def _n_channels(self) -> int:
@@ -140,10 +144,11 @@ class GuessRefiner(DiffusionEstimator):
                        started: float, prior=None) -> None:
         """Build the model, set its residual scale, train it on the engine's loop, then decide
         whether it beats its guess and calibrate its spread."""
+        selection, calibration = self._split_held(held)
         with self._seeded(device):
             self.model_ = self._build_model(prior)
             self.guess_channels_ = np.zeros(self._n_channels(), dtype=bool)
-            self._fit_guess(train_windows, held)
+            self._fit_guess(train_windows, selection)
             self.model_.residual_scale.copy_(self._residual_scale(train_windows))
             remaining = None if self.time_budget is None else max(1.0, self.time_budget - (time.perf_counter() - started))
             self.refines_ = True
@@ -152,13 +157,42 @@ class GuessRefiner(DiffusionEstimator):
                 self._loss_fn(),
                 train_windows,
                 self._train_config(remaining),
-                validate=None if held is None else (lambda model: self._validation_mae(model, held, device)),
+                validate=None if held is None else (lambda model: self._validation_mae(model, selection, device)),
                 seed=self.random_state,
                 device=device,
                 progress=self.verbose,
             )
-        self.refines_ = self._beats_guess(held, device)
-        self._calibrate(held, device)
+        self.refines_ = self._beats_guess(selection, device)
+        if self.refines_ and self.check_draws_against_guess and self.guess != "none":
+            self._choose_channels(selection, device)
+        self._calibrate(calibration, device)
+
+    def _split_held(self, held: HeldOut | None) -> tuple[HeldOut | None, HeldOut | None]:
+        """Cells for selection and for calibration: the same cells, or with ``disjoint_calibration``
+        even and odd held-out windows, so that intervals are not fitted where choices were made."""
+        if held is None or not self.disjoint_calibration or len(held) < 4:
+            return held, held
+        rows = torch.arange(len(held))
+        return held[rows[0::2]], held[rows[1::2]]
+
+    def _choose_channels(self, selection: HeldOut, device: torch.device) -> None:
+        """``check_draws_against_guess``: keep the guess in the channels where the median of the
+        model's draws does not beat it on the selection cells (in every channel: the guess alone)."""
+        generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
+        out = self._draw(self.model_, selection.windows, selection.cond_mask, self.calibration_samples, None,
+                         generator, device)
+        arrays = selection.cells()
+        draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)
+        guess = out.guess.numpy() if out.guess is not None else np.zeros_like(arrays.truth)
+        wins = self._guess_wins(draws, guess, arrays.truth, arrays.target)
+        if wins[self._interval_channels()].all():
+            warnings.warn(
+                "the median of the diffusion model's draws did not beat its own guess on held-out cells of any "
+                "column, so it imputes the guess with calibrated intervals; give it more time (time_budget) "
+                "or more data", stacklevel=4)
+            self.refines_ = False
+        else:
+            self.guess_channels_ = wins
 
     def _residual_scale(self, train_windows: Windows) -> torch.Tensor:
         """The guess's per-feature RMS error at random targets of up to 512 training windows."""
@@ -280,7 +314,6 @@ class GuessRefiner(DiffusionEstimator):
         """
         self.interval_scale_ = np.ones((self._n_channels(), N_GAP_BINS))
         self.residual_quantiles_ = None
-        self.guess_channels_ = np.zeros(self._n_channels(), dtype=bool)
         self.validation_ = {}
         if held is None:
             return
@@ -288,10 +321,10 @@ class GuessRefiner(DiffusionEstimator):
             self._calibrate_guess(held, device)
             return
         cells = self._cells_per_window()
-        n_windows = max(16, _CALIBRATION_CELL_PASSES // (cells * _CALIBRATION_SAMPLES * len(self._sampler().timesteps)))
+        n_windows = max(16, _CALIBRATION_CELL_PASSES // (cells * self.calibration_samples * len(self._sampler().timesteps)))
         held = held[: min(len(held), n_windows)]
         generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
-        out = self._draw(self.model_, held.windows, held.cond_mask, _CALIBRATION_SAMPLES, None, generator, device)
+        out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator, device)
         draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)  # (samples, windows, F, L)
         arrays = held.cells()
         truth, target, given, feature, gap, even = (arrays.truth, arrays.target, arrays.given, arrays.feature,
@@ -306,23 +339,12 @@ class GuessRefiner(DiffusionEstimator):
                                 self._n_channels(), _INTERVAL_LEVEL)
 
         guess = out.guess.numpy() if out.guess is not None else np.zeros_like(truth)
-        if self.check_draws_against_guess and self.guess != "none":
-            wins = self._guess_wins(draws, guess, truth, arrays.target)
-            if wins[channels].all():
-                warnings.warn(
-                    "the median of the diffusion model's draws did not beat its own guess on held-out cells of any "
-                    "column, so it imputes the guess with calibrated intervals; give it more time (time_budget) "
-                    "or more data", stacklevel=4)
-                self.refines_ = False
-                self._calibrate_guess(held, device)
-                return
-            if wins.any():  # those channels take the guess, with draws from its own held-out errors
-                self.residual_quantiles_ = self._guess_residual_table(held, guess, arrays)
-                self.guess_channels_ = wins
-                generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
-                out = self._draw(self.model_, held.windows, held.cond_mask, _CALIBRATION_SAMPLES, None, generator,
-                                 device)
-                draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)
+        if self.guess_channels_.any():  # those channels take the guess, with draws from its own held-out errors
+            self.residual_quantiles_ = self._guess_residual_table(guess, arrays)
+            generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
+            out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
+                             device)
+            draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)
         raw = summarize(draws, truth, target)
         guess_mae = float(np.abs(guess - truth)[target].mean())
         calibrated = raw
@@ -358,7 +380,7 @@ class GuessRefiner(DiffusionEstimator):
             return residual_quantiles(residual[cells], feature[cells], gap[cells], self._n_channels())
 
         rng = np.random.default_rng(self.random_state + 1)
-        draws = np.broadcast_to(guess, (_CALIBRATION_SAMPLES * 4, *guess.shape)).copy()
+        draws = np.broadcast_to(guess, (self.calibration_samples * 4, *guess.shape)).copy()
         if (target & even).any() and (target & ~even).any():
             for scored, fitted in ((even, ~even), (~even, even)):
                 noise = quantile_draws(table_from(target & fitted), given, len(draws), rng) * scale
@@ -380,7 +402,7 @@ class GuessRefiner(DiffusionEstimator):
         first = (guess_error * target).sum(axis=(0, 2)) / np.maximum(count, 1)
         return (count > 0) & (first <= model)
 
-    def _guess_residual_table(self, held: HeldOut, guess: np.ndarray, arrays: HeldCells) -> np.ndarray:
+    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells) -> np.ndarray:
         """Quantiles of the guess's held-out errors (``engine.calibration.residual_quantiles``)."""
         scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
         residual = (arrays.truth - guess) / scale

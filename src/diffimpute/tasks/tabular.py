@@ -42,15 +42,17 @@ from diffimpute.tasks.result import TableImputationResult
 DenoiserKind = Literal["mlp", "transformer"]
 _MIN_ROWS = 8  # fewer rows cannot both train a model and hold out cells to check it
 _GUESS_ROWS = 2048  # rows the Gaussian guess is fitted on (its cost grows as rows x channels^3)
+_HELD_OUT_CELLS, _MIN_AUTO_HELD_OUT, _MAX_AUTO_HELD_OUT = 400, 0.1, 0.2  # the automatic validation_fraction
 _SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
 
 
 def _column_targets(observed_columns: torch.Tensor, channel_column: torch.Tensor,
-                    generator: torch.Generator) -> torch.Tensor:
+                    generator: torch.Generator, rate: float | None = None) -> torch.Tensor:
     """CSDI's random strategy on whole columns: each row hides a uniform-random share of its observed
-    columns. ``observed_columns (rows, columns)`` -> channel targets ``(rows, channels, 1)``."""
+    columns (or ``rate`` of them). ``observed_columns (rows, columns)`` -> channel targets ``(rows, channels, 1)``."""
     rows, _ = observed_columns.shape
-    rate = torch.rand(rows, 1, generator=generator, device=observed_columns.device)
+    if rate is None:
+        rate = torch.rand(rows, 1, generator=generator, device=observed_columns.device)
     hidden = observed_columns & (torch.rand(observed_columns.shape, generator=generator,
                                             device=observed_columns.device) < rate)
     return hidden[:, channel_column].unsqueeze(-1)
@@ -80,7 +82,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         training on the engine's loop; ``time_budget`` seconds (None: no limit) covers the
         whole ``fit``.
     validation_fraction: share of observed cells held out for model selection, calibration and
-        ``validation_`` (0 turns all three off).
+        ``validation_`` (0 turns all three off); None (default): 10 %, raised to at most 20 % so that
+        a small table still holds out about 400 cells (fewer make the intervals under-cover).
     n_samples: draws per missing cell for ``transform`` (and ``impute`` unless given).
     calibrate, keep_nonnegative, keep_integers, clip_margin: as for ``DiffusionImputer``; they
         apply to numeric columns.
@@ -97,6 +100,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
 
     selection_steps = 1  # one DDIM step from noise: the model's conditional mean, comparable to the guess's
     check_draws_against_guess = True  # on small tables a better mean need not give a better median of draws
+    calibration_samples = 32  # rows are cheap to sample, and few held-out cells need well-estimated spreads
+    disjoint_calibration = True  # tables are small: choices made on cells bias intervals fitted on them
 
     def __init__(
         self,
@@ -121,7 +126,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         patience: int = 5,
         ema_decay: float | None = None,
         time_budget: float | None = 60.0,
-        validation_fraction: float = 0.1,
+        validation_fraction: float | None = None,
         n_samples: int = 50,
         sampler: SamplerKind = "ddim",
         sampling_steps: int | None = None,
@@ -183,7 +188,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             raise ValueError(f"channels ({self.channels}) must be a multiple of n_heads ({self.n_heads})")
         if self.guess_ridge is not None and not 0 <= self.guess_ridge <= 1:
             raise ValueError(f"guess_ridge must be in [0, 1], got {self.guess_ridge}")
-        if not 0 <= self.validation_fraction < 1:
+        if self.validation_fraction is not None and not 0 <= self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if self.time_budget is not None and not self.time_budget > 0:
             raise ValueError(f"time_budget must be a positive number of seconds or None, got {self.time_budget}")
@@ -220,14 +225,18 @@ class TabularImputer(TransformerMixin, GuessRefiner):
                 wins[channel_column == j] = guess_right > model_right  # a tie on few cells keeps the model
         return wins
 
-    def _training_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _training_targets(self, observed: torch.Tensor, generator: torch.Generator,
+                          rate: float | None = None) -> torch.Tensor:
         channel_column = torch.from_numpy(self.encoder_.channel_column).to(observed.device)
         n_columns = len(self.encoder_.columns)
         # a column is observed when its channels are (they are missing together)
         first = torch.from_numpy(np.searchsorted(self.encoder_.channel_column, np.arange(n_columns))).to(observed.device)
-        return _column_targets(observed[:, first, 0], channel_column, generator)
+        return _column_targets(observed[:, first, 0], channel_column, generator, rate)
 
-    _random_targets = _training_targets
+    def _random_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Targets at the table's own missing rate: the residual scale (and with it the guess's
+        intervals) then matches the errors of the guess where cells are really missing."""
+        return self._training_targets(observed, generator, rate=self.missing_rate_)
 
     def _build_model(self, prior=None) -> torch.nn.Module:
         guess = GaussianGuess(self._n_channels()) if self.guess == "gaussian" else None
@@ -250,6 +259,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.input_kind_ = "frame" if isinstance(X, pd.DataFrame) else "array"
+        self.missing_rate_ = float(np.clip(np.isnan(codes).mean(), 0.05, 0.5))
         self.domain_ = FeatureDomain.of(codes, nonnegative=self.keep_nonnegative, integer=self.keep_integers)
         encoded = self.encoder_.encode(codes)
         self.scaler_ = FeatureScaler().fit(encoded)
@@ -308,7 +318,10 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         if self.validation_fraction == 0:
             return held
         cells = np.flatnonzero(observed)
-        chosen = rng.choice(cells, size=round(self.validation_fraction * len(cells)), replace=False)
+        fraction = self.validation_fraction
+        if fraction is None:
+            fraction = min(_MAX_AUTO_HELD_OUT, max(_MIN_AUTO_HELD_OUT, _HELD_OUT_CELLS / max(len(cells), 1)))
+        chosen = rng.choice(cells, size=round(fraction * len(cells)), replace=False)
         held.flat[chosen] = True
         starved = (observed & ~held).sum(axis=0) == 0
         held[:, starved] = False
