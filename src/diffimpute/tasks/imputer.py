@@ -31,14 +31,13 @@ from diffimpute._validation import (
     check_all_columns_observed,
     check_choice,
     check_positive_int,
-    check_seed,
 )
 from diffimpute.data.batch import Windows, windows_from_panel
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
 from diffimpute.data.schema import Schema, column_names, from_panel, time_positions, to_panel
 from diffimpute.data.windowing import stitch
-from diffimpute.diffusion.parameterisation import Prediction, check_prediction
+from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
@@ -252,31 +251,15 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
     # ------------------------------------------------------------------ parameter checks
     def _check_params(self) -> None:
         """Every parameter is checked before any training starts."""
-        check_seed(self.random_state)
+        self._check_refiner_params()
         check_guess(self.guess)
-        check_prediction(self.prediction)
         check_choice(self.target_strategy, get_args(TargetStrategy), "target_strategy")
-        check_choice(self.sampler, get_args(SamplerKind), "sampler")
-        for name in ("channels", "n_layers", "n_heads", "diffusion_steps", "max_epochs", "batch_size",
-                     "patience", "n_samples", "max_cells_per_pass", "prior_hidden", "prior_layers",
-                     "prior_kernel", "prior_epochs"):
+        for name in ("prior_hidden", "prior_layers", "prior_kernel", "prior_epochs"):
             check_positive_int(getattr(self, name), name)
-        if self.channels % self.n_heads:
-            raise ValueError(f"channels ({self.channels}) must be a multiple of n_heads ({self.n_heads})")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be a positive number of seconds or None, got {self.time_budget}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.kl_weight < 0 or self.graph_weight < 0:
             raise ValueError("kl_weight and graph_weight must be >= 0")
-        if self.clip_margin is not None and self.clip_margin < 0:
-            raise ValueError(f"clip_margin must be >= 0 or None, got {self.clip_margin}")
         if self.prior_kernel % 2 == 0:
             raise ValueError(f"prior_kernel must be odd so windows keep their length, got {self.prior_kernel}")
-        self._noise_schedule()
-        self._sampler()
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: pd.DataFrame | np.ndarray, y: None = None) -> DiffusionImputer:

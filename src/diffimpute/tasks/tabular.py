@@ -23,12 +23,12 @@ import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from diffimpute._validation import check_choice, check_positive_int, check_seed
+from diffimpute._validation import check_choice, check_positive_int
 from diffimpute.data.batch import Windows
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
 from diffimpute.data.table import TableEncoder, most_frequent
-from diffimpute.diffusion.parameterisation import Prediction, check_prediction
+from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
 from diffimpute.engine.trainer import TrainHistory
@@ -176,27 +176,12 @@ class TabularImputer(TransformerMixin, GuessRefiner):
 
     # ------------------------------------------------------------------ parameter checks
     def _check_params(self) -> None:
-        check_seed(self.random_state)
+        self._check_refiner_params()
         check_choice(self.guess, get_args(TableGuessKind), "guess")
         check_choice(self.denoiser, get_args(DenoiserKind), "denoiser")
-        check_prediction(self.prediction)
-        check_choice(self.sampler, get_args(SamplerKind), "sampler")
-        for name in ("hidden", "n_layers", "channels", "n_heads", "diffusion_steps", "max_epochs", "batch_size",
-                     "patience", "n_samples", "max_cells_per_pass"):
-            check_positive_int(getattr(self, name), name)
-        if self.channels % self.n_heads:
-            raise ValueError(f"channels ({self.channels}) must be a multiple of n_heads ({self.n_heads})")
+        check_positive_int(self.hidden, "hidden")
         if self.guess_ridge is not None and not 0 <= self.guess_ridge <= 1:
             raise ValueError(f"guess_ridge must be in [0, 1], got {self.guess_ridge}")
-        if self.validation_fraction is not None and not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be a positive number of seconds or None, got {self.time_budget}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.clip_margin is not None and self.clip_margin < 0:
-            raise ValueError(f"clip_margin must be >= 0 or None, got {self.clip_margin}")
-        self._sampler()
 
     # ------------------------------------------------------------------ what the refiner needs
     def _n_channels(self) -> int:
