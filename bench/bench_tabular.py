@@ -152,8 +152,9 @@ def _mean_std(values: pd.Series) -> str:
     return f"{values.mean():.3f}" if values.count() < 2 else f"{values.mean():.3f}±{values.std():.3f}"
 
 
-def report() -> None:
-    lines = [json.loads(line) for p in sorted(RESULTS.glob("tabular_*.jsonl")) for line in p.read_text().splitlines()]
+def report(part: str | None) -> None:
+    pattern = f"tabular_{part or ''}*.jsonl"
+    lines = [json.loads(line) for p in sorted(RESULTS.glob(pattern)) for line in p.read_text().splitlines()]
     table = pd.DataFrame(lines).drop_duplicates(["table", "mask", "seed", "method"], keep="last")
     if "error" in table:
         for row in table[table["error"].notna()].itertuples():
@@ -189,7 +190,7 @@ def report() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["ours", "peers"])
-    parser.add_argument("--report", action="store_true", help="print the tables from every result file")
+    parser.add_argument("--report", action="store_true", help="print the tables from every result file (of --part, if given)")
     parser.add_argument("--tables", type=lambda s: s.split(","), default=list(TABLES))
     parser.add_argument("--masks", type=lambda s: s.split(","), default=list(MASKS))
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
@@ -197,7 +198,7 @@ def main() -> None:
     parser.add_argument("--tag", default="", help="suffix of the results file, to run a part in pieces")
     args = parser.parse_args()
     if args.report:
-        report()
+        report(args.part)
         return
     if args.part is None:
         parser.error("give --part ours|peers or --report")
