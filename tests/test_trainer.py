@@ -73,3 +73,17 @@ def test_the_kept_score_is_the_best_of_every_check_mid_epoch_ones_included() -> 
                     validate=validate, progress=False)
     assert len(scores) > len(history.val_score) + 1  # some checks were mid-epoch
     assert history.best_score == min(scores) and history.initial_score == scores[0]
+
+
+def test_off_a_terminal_progress_is_one_log_line_per_stage_not_a_bar(caplog, capsys) -> None:
+    """CI logs and nohup files get one summary record per training run instead of a tqdm record
+    per refresh (pytest's captured stderr is not a terminal)."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="diffimpute"):
+        train(nn.Linear(8, 8), _regression_loss, _windows(), TrainConfig(max_epochs=7, batch_size=8), progress=True,
+              desc="training toy")
+    records = [r.getMessage() for r in caplog.records if r.name == "diffimpute"]
+    assert len(records) == 1 and records[0].startswith("training toy: 7 epochs in ")
+    assert "stopped max_epochs" in records[0]
+    assert "epochs/s" not in capsys.readouterr().err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -96,6 +97,9 @@ def _free_cores() -> int:
 def cli(threads: int | None) -> None:
     """Fill missing values in time series and tables with diffusion models, with uncertainty."""
     import torch
+
+    # Off a terminal, progress comes as one INFO line per stage (diffimpute._progress).
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
     torch.set_num_threads(threads if threads is not None else min(torch.get_num_threads(), _free_cores()))
 

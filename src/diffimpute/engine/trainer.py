@@ -23,8 +23,8 @@ from typing import Literal
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm.auto import tqdm
 
+from diffimpute._progress import progress as progress_bar
 from diffimpute.data.batch import Windows
 
 LossFn = Callable[[nn.Module, Windows, torch.Generator], torch.Tensor]
@@ -129,7 +129,7 @@ def train(
     selection = None if validate is None else _Selection(validate, scored, history)
     if selection is not None:
         history.initial_score = selection.check(epoch=-1)  # the untrained weights are a candidate too
-    bar = tqdm(range(config.max_epochs), desc=desc, unit="epoch", disable=not progress, leave=False)
+    bar = progress_bar(range(config.max_epochs), desc=desc, unit="epochs", enabled=progress)
     # With a budget, validation also runs mid-epoch, so that one long epoch cannot hide the best model.
     check_every = config.time_budget / _CHECKS_PER_BUDGET if config.time_budget else math.inf
     last_check = started
@@ -175,6 +175,8 @@ def train(
         if selection is not None and selection.stale >= config.patience:
             history.stopped = "early_stopping"
             break
+    bar.set_postfix(stopped=history.stopped, best=f"{history.best_score:.4f}")
+    bar.close()
     if ema is not None:
         model.load_state_dict(ema.module.state_dict())
     if selection is not None:

@@ -31,9 +31,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
 from sklearn.metrics import mean_absolute_error, r2_score  # noqa: E402
 from sklearn.model_selection import KFold, cross_val_predict  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
 
 from diffimpute import __version__  # noqa: E402
+from diffimpute._progress import progress as progress_bar  # noqa: E402
 from diffimpute.baselines import make_baseline  # noqa: E402
 from diffimpute.io.files import atomic_write_bytes  # noqa: E402
 from diffimpute.masking.simulate import gap_lengths  # noqa: E402
@@ -263,7 +263,7 @@ def quality_report(
     missing_share = float(frame.isna().to_numpy().mean())
     skipped: list[str] = []
     figures = {"heatmap": _heatmap(frame), "comissing": _comissing(frame)}
-    bar = tqdm(total=4, desc="quality report", disable=not progress)
+    bar = progress_bar(total=4, desc="quality report", unit="stages", enabled=progress, leave=True)
     mcar = missingness_dependence(frame, seed)
     unchecked = [str(c) for c in frame.columns if frame[c].isna().any() and str(c) not in mcar.index]
     if unchecked:

@@ -24,8 +24,8 @@ from typing import get_args
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from diffimpute._progress import progress
 from diffimpute._validation import check_choice, check_positive_int, check_seed
 from diffimpute.data.batch import Windows
 from diffimpute.diffusion.parameterisation import check_prediction
@@ -452,7 +452,7 @@ class GuessRefiner(DiffusionEstimator):
         self.model_.to(device)
         generator = torch.Generator(device=device).manual_seed(self.random_state if seed is None else seed)
         out = windows.values.unsqueeze(1).repeat(1, n_samples, 1, 1)
-        with tqdm(total=len(needed), desc="imputing", unit=unit, disable=not self.verbose, leave=False) as bar:
+        with progress(total=len(needed), desc="imputing", unit=f"{unit}s", enabled=self.verbose) as bar:
             result = self._draw(self.model_, windows[needed], windows.observed[needed], n_samples, None,
                                 generator, device, on_chunk=bar.update)
         out[needed] = result.samples
