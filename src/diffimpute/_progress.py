@@ -26,8 +26,8 @@ class _LoggedStage:
 
     def __iter__(self) -> Iterator:
         for item in self.iterable:
+            self.n += 1  # counted when started: a loop that breaks out still counts its last item
             yield item
-            self.n += 1
 
     def __enter__(self) -> _LoggedStage:
         return self
