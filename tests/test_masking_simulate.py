@@ -225,7 +225,7 @@ def test_parse_mask_spec_errors_name_valid_format(spec, message):
     assert "kind:rate" in str(error.value)
 
 
-# ------------------------------------------------- PyGrinder as an optional oracle
+# ------------------------------------------------- PyGrinder (a test dependency) as an oracle
 
 
 def test_mar_matches_pygrinder_rate_on_affected_features():
