@@ -172,3 +172,37 @@ def test_a_series_of_a_few_rows_is_refused_not_trained() -> None:
 
     with pytest.raises(ValueError, match="at least 4"):
         DiffusionImputer(time_budget=1).fit(pd.DataFrame({"a": [1.0], "b": [2.0]}))
+
+
+def test_timestamps_across_a_daylight_saving_change_become_times_and_are_order_checked(tmp_path) -> None:
+    from diffimpute.io.files import read_table
+
+    rows = ["time,a", "2024-03-31T01:00:00+01:00,1", "2024-03-31T03:00:00+02:00,2", "2024-03-31T04:00:00+02:00,3"]
+    path = tmp_path / "dst.csv"
+    path.write_text("\n".join(rows) + "\n")
+    frame = read_table(path)
+    assert isinstance(frame.index, pd.DatetimeIndex) and str(frame.index.tz) == "UTC"
+    assert frame.index[1] - frame.index[0] == pd.Timedelta(hours=1)  # 01:00+01 and 03:00+02 are an hour apart
+    rows[2] = "2024-03-31T00:30:00+01:00,2"  # now out of order once the offsets are read
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match="not sorted"):
+        _fit(read_table(path))
+
+
+def test_a_feature_with_no_observed_value_at_impute_is_an_error_not_noise(fitted: DiffusionImputer,
+                                                                          frame: pd.DataFrame) -> None:
+    blank = frame.copy()
+    blank[blank.columns[1]] = np.nan
+    with pytest.raises(ValueError, match="no observed value"):
+        fitted.transform(blank)
+    with pytest.raises(ValueError, match="no observed value"):
+        fitted.transform(frame * np.nan)
+
+
+def test_whole_number_features_get_whole_number_medians_with_an_even_number_of_draws() -> None:
+    values = np.round(np.sin(np.arange(200) / 5)[:, None] * [10, 20] + 30)
+    gappy = values.copy()
+    gappy[::3, 0] = np.nan
+    result = DiffusionImputer(**{**TINY, "max_epochs": 2}).fit(gappy).impute(gappy, n_samples=8)
+    for summary in (result.median(), result.mean(), result.quantile(0.3)):
+        assert np.array_equal(summary, np.round(summary))

@@ -76,22 +76,34 @@ def read_table(path: str | Path, index_col: str | None = None) -> pd.DataFrame:
             raise ValueError(f"index column {index_col!r} not in {path}; columns are {list(frame.columns)}")
         return _parse_time_index(frame.set_index(index_col))
     first = frame.columns[0] if len(frame.columns) else None
-    if first is not None and not pd.api.types.is_numeric_dtype(frame[first]):
-        try:
-            pd.to_datetime(frame[first].head(20), format="mixed")
-        except (ValueError, TypeError):
-            return frame
+    if first is not None and not pd.api.types.is_numeric_dtype(frame[first]) and _are_times(frame[first].head(20)):
         return _parse_time_index(frame.set_index(first))
     return frame
 
 
+def _are_times(values: pd.Series) -> bool:
+    for utc in (False, True):  # mixed UTC offsets (a daylight-saving change) parse only as UTC
+        try:
+            pd.to_datetime(values, format="mixed", utc=utc)
+            return True
+        except (ValueError, TypeError):
+            continue
+    return False
+
+
 def _parse_time_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps become a DatetimeIndex; offsets that change within the file (a daylight-saving
+    change) become UTC, so the index is still times and its order can be checked."""
     if pd.api.types.is_numeric_dtype(frame.index.dtype):
         return frame
-    try:
-        frame.index = pd.DatetimeIndex(pd.to_datetime(frame.index, format="mixed"), name=frame.index.name)
-    except (ValueError, TypeError):
-        pass
+    for utc in (False, True):
+        try:
+            stamps = pd.to_datetime(frame.index, format="mixed", utc=utc)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(stamps, pd.DatetimeIndex):
+            frame.index = stamps.rename(frame.index.name)
+            return frame
     return frame
 
 

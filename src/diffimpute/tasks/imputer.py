@@ -392,11 +392,18 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
                 guess = from_panel(np.where(missing, filled, panel), X)
         elif self.guess != "none":
             guess = from_panel(panel, X)
-        return ImputationResult(samples=samples, missing=missing, data=X, guess=guess)
+        return ImputationResult(samples=samples, missing=missing, data=X, guess=guess, whole=self.domain_.integer)
 
     def _check_data(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         panel = to_panel(X)
         self.schema_.check_matches(X, panel, "imputer")
+        empty = np.isnan(panel).all(axis=(0, 1))
+        if empty.any():  # nothing of that feature to condition on: the draws would be unanchored noise
+            names = [name for name, e in zip(self.schema_.columns, empty) if e]
+            raise ValueError(
+                f"features {names} have no observed value in X; a series imputer fills gaps from the values "
+                "around them, so pass data with some observed values of every feature (or drop those columns)"
+            )
         if self.window_ > panel.shape[1]:
             raise ValueError(
                 f"the model's window ({self.window_}) is longer than this series ({panel.shape[1]} time steps); "

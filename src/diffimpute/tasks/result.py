@@ -23,12 +23,15 @@ class ImputationResult:
     index, columns and dtypes) with observed cells untouched.
     ``guess``: the first estimate the diffusion model refined (interpolation or the latent
     prior's coarse reconstruction), in the same type; None for ``guess="none"``.
+    ``whole``: ``(features,)`` True for features of whole numbers: their summaries are rounded
+    too (the median of an even number of whole-number draws can fall between two).
     """
 
     samples: np.ndarray
     missing: np.ndarray
     data: pd.DataFrame | np.ndarray
     guess: pd.DataFrame | np.ndarray | None = None
+    whole: np.ndarray | None = None
 
     @property
     def n_samples(self) -> int:
@@ -64,6 +67,8 @@ class ImputationResult:
         return pd.concat(parts, axis=1)
 
     def _as_input(self, panel: np.ndarray) -> pd.DataFrame | np.ndarray:
+        if self.whole is not None:
+            panel = np.where(self.whole, np.round(panel), panel)
         return from_panel(panel, self.data)
 
 
