@@ -206,3 +206,24 @@ def test_whole_number_features_get_whole_number_medians_with_an_even_number_of_d
     result = DiffusionImputer(**{**TINY, "max_epochs": 2}).fit(gappy).impute(gappy, n_samples=8)
     for summary in (result.median(), result.mean(), result.quantile(0.3)):
         assert np.array_equal(summary, np.round(summary))
+
+
+def test_a_write_killed_by_sigkill_leaves_no_file_behind(tmp_path) -> None:
+    """The process dies with SIGKILL after writing the data and before naming the file: the old
+    file is untouched and no hidden temporary file is left in the folder."""
+    import signal
+    import subprocess
+    import sys
+
+    target = tmp_path / "out.csv"
+    target.write_bytes(b"previous contents")
+    script = (
+        "import os, signal, sys\n"
+        "from diffimpute.io import files\n"
+        "os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "files.atomic_write_bytes(sys.argv[1], b'x' * 1_000_000)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True)
+    assert done.returncode == -signal.SIGKILL
+    assert target.read_bytes() == b"previous contents"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]

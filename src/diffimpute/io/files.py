@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -19,15 +20,62 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file beside ``path``, flush it to disk and rename it into place.
+    """Write ``payload`` to a file that has no name yet, flush it to disk and give it its name.
 
-    The file gets the permissions a plain ``open(path, "w")`` would (0666 less the umask), not the
-    temporary file's 0600; a symlink at ``path`` is kept and its target replaced.
+    Where the system allows (Linux ``O_TMPFILE``), the data go to an unnamed file that the kernel
+    removes if the process dies, even by SIGKILL; it is linked beside ``path`` and renamed into
+    place only once complete. Elsewhere a hidden temporary file is used instead, removed on any
+    error the process survives. The file gets the permissions a plain ``open(path, "w")`` would
+    (0666 less the umask); a symlink at ``path`` is kept and its target replaced.
     """
     path = Path(path)
     if path.is_symlink():
         path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    unnamed = _open_unnamed(path.parent)
+    if unnamed is None:
+        _write_via_temporary(path, payload)
+    else:
+        _write_unnamed(unnamed, path, payload)
+    _sync_folder(path.parent)
+
+
+def _open_unnamed(folder: Path) -> int | None:
+    if not hasattr(os, "O_TMPFILE") or not Path("/proc/self/fd").is_dir():
+        return None
+    try:
+        return os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o666)  # the umask applies, as for open()
+    except OSError:  # a filesystem without unnamed files
+        return None
+
+
+def _write_unnamed(handle: int, path: Path, payload: bytes) -> None:
+    temporary = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+    try:
+        with os.fdopen(handle, "wb", closefd=False) as file:
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        _link_unnamed(handle, temporary)  # a name only once the data are on disk
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(handle)
+
+
+def _link_unnamed(handle: int, name: Path) -> None:
+    """linkat(2) through /proc with AT_SYMLINK_FOLLOW; passing a folder descriptor makes Python use
+    linkat rather than link, which would link the /proc entry itself."""
+    descriptors = os.open("/proc/self/fd", os.O_RDONLY)
+    try:
+        os.link(str(handle), name, src_dir_fd=descriptors, follow_symlinks=True)
+    finally:
+        os.close(descriptors)
+
+
+def _write_via_temporary(path: Path, payload: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -39,6 +87,20 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (best effort: not every system can open a folder)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def check_writable(path: str | Path, suffixes: set[str] | None = None) -> Path:
