@@ -227,3 +227,26 @@ def test_a_write_killed_by_sigkill_leaves_no_file_behind(tmp_path) -> None:
     assert done.returncode == -signal.SIGKILL
     assert target.read_bytes() == b"previous contents"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_wide_data_train_in_smaller_batches_within_the_memory_bound(monkeypatch) -> None:
+    """A frame so wide that a default batch would not fit the training-memory bound trains in
+    smaller batches, and says so, instead of asking for tens of GB."""
+    from diffimpute.engine import trainer
+    from diffimpute.tasks import refiner
+
+    sizes = []
+    original = trainer.train
+
+    def recording(model, loss_fn, windows, config, **kwargs):
+        sizes.append(config.batch_size)
+        return original(model, loss_fn, windows, config, **kwargs)
+
+    monkeypatch.setattr(refiner, "train", recording)
+    per_window = 240 * 16 * 8 * TINY["channels"]  # 8 features x window 16 at TINY's width
+    monkeypatch.setattr(refiner, "TRAINING_MEMORY_BYTES", 3 * per_window)
+    values = np.random.default_rng(0).normal(size=(120, 8))
+    values[::4, 0] = np.nan
+    with pytest.warns(UserWarning, match="batches of 3 are used"):
+        DiffusionImputer(**{**TINY, "max_epochs": 1}).fit(values)
+    assert sizes == [3]

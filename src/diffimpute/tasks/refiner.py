@@ -50,6 +50,8 @@ DEFAULT_DDIM_STEPS = 10
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
 _CALIBRATION_CELL_PASSES = 3_000_000  # cells x samples x network passes for calibration
 _INTERVAL_LEVEL = 0.9
+TRAINING_MEMORY_BYTES = 2 * 2**30  # activations a training batch may take; wider data get smaller batches
+_BYTES_PER_CELL_CHANNEL = 240
 
 
 class HeldOut:
@@ -246,10 +248,25 @@ class GuessRefiner(DiffusionEstimator):
 
         return loss_fn
 
+    def _training_batch(self) -> int:
+        """``batch_size``, lowered where a batch of such wide windows would need more than
+        ``TRAINING_MEMORY_BYTES`` of activations (measured: about 240 bytes per cell, channel and
+        pair of layers, forward and backward, on the CPU), with a warning that says so."""
+        per_window = _BYTES_PER_CELL_CHANNEL * self._cells_per_window() * self.channels * max(1.0, self.n_layers / 2)
+        fits = max(1, int(TRAINING_MEMORY_BYTES // per_window))
+        if fits < self.batch_size:
+            warnings.warn(
+                f"a batch of {self.batch_size} windows of {self._cells_per_window()} cells would need about "
+                f"{self.batch_size * per_window / 2**30:.1f} GiB to train, so batches of {fits} are used (about "
+                f"{TRAINING_MEMORY_BYTES / 2**30:.0f} GiB); a shorter window or fewer channels allows larger ones",
+                stacklevel=4,
+            )
+        return min(self.batch_size, fits)
+
     def _train_config(self, time_budget: float | None) -> TrainConfig:
         return TrainConfig(
             max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
+            batch_size=self._training_batch(),
             learning_rate=self.learning_rate,
             weight_decay=self.weight_decay,
             patience=self.patience,
