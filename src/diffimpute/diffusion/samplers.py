@@ -17,6 +17,7 @@ from typing import Literal, get_args
 
 import torch
 
+from diffimpute.diffusion.noise import RowNoise, fresh_noise
 from diffimpute.diffusion.schedules import NoiseSchedule
 
 SamplerKind = Literal["ddpm", "ddim"]
@@ -52,7 +53,7 @@ class DDPMSampler:
         eps_hat: torch.Tensor,
         i: int,
         x_t: torch.Tensor,
-        generator: torch.Generator | None,
+        noise: RowNoise | torch.Generator | None,
         x0_range: X0Range | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.schedule
@@ -64,8 +65,7 @@ class DDPMSampler:
             return mean, x0_hat
         alpha_bar_prev = _at(s.alpha_bars, t - 1, x_t)
         sigma = ((1 - alpha_bar_prev) / (1 - alpha_bar) * beta).sqrt()
-        noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
-        return mean + sigma * noise, x0_hat
+        return mean + sigma * fresh_noise(noise, x_t), x0_hat
 
 
 class DDIMSampler:
@@ -92,7 +92,7 @@ class DDIMSampler:
         eps_hat: torch.Tensor,
         i: int,
         x_t: torch.Tensor,
-        generator: torch.Generator | None,
+        noise: RowNoise | torch.Generator | None,
         x0_range: X0Range | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         s = self.schedule
@@ -104,8 +104,7 @@ class DDIMSampler:
         sigma = self.eta * ((1 - alpha_bar_prev) / (1 - alpha_bar) * (1 - alpha_bar / alpha_bar_prev)).sqrt()
         x_prev = alpha_bar_prev.sqrt() * x0_hat + (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt() * eps_hat
         if self.eta > 0 and not last:
-            noise = torch.randn(x_t.shape, generator=generator, device=x_t.device, dtype=x_t.dtype)
-            x_prev = x_prev + sigma * noise
+            x_prev = x_prev + sigma * fresh_noise(noise, x_t)
         return x_prev, x0_hat
 
 

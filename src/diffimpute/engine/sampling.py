@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffimpute.data.batch import Windows
+from diffimpute.diffusion.noise import RowNoise, fresh_noise
 from diffimpute.diffusion.parameterisation import Prediction, to_epsilon
 from diffimpute.diffusion.samplers import DDIMSampler, DDPMSampler, X0Range
 from diffimpute.nn.denoiser import Condition, ResidualDenoiser
@@ -67,8 +68,14 @@ def sample(
     unconditional: bool = False,
     device: torch.device | str = "cpu",
     on_chunk: Callable[[int], None] | None = None,
+    row_offset: int = 0,
 ) -> SampleOutput:
     """Draw ``n_samples`` completions of each window given the cells where ``cond_mask`` is True.
+
+    With a ``generator``, window ``i`` draws its noise from ``(generator's seed, row_offset + i)``
+    alone (``diffusion.noise.RowNoise``), so the draws do not depend on ``rows_per_pass``; a caller
+    that passes its windows in parts gives each part its ``row_offset``. Without one, the global
+    random state is used.
 
     ``value_range``: per-feature (low, high) in scaled units, each ``(features, 1)``: the clean
     estimate is clamped to it at every step (see ``diffusion.samplers``). ``on_chunk(n_windows_done)``
@@ -88,8 +95,12 @@ def sample(
         draws, kept = [], {t: [] for t in keep_steps}
         for first in range(0, n_samples, samples_per_pass):
             count = min(samples_per_pass, n_samples - first)
+            noise = generator
+            if generator is not None:
+                noise = RowNoise(generator.initial_seed(), torch.arange(row_offset + rows.start, row_offset + rows.stop),
+                                 first, n_samples)
             x, trajectory = _reverse(
-                model, sampler, condition, chunk, mask, count, prediction, generator, keep_steps, value_range, unconditional
+                model, sampler, condition, chunk, mask, count, prediction, noise, keep_steps, value_range, unconditional
             )
             draws.append(x)
             for t, x0 in trajectory.items():
@@ -108,7 +119,7 @@ def sample(
     )
 
 
-def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction, generator, keep_steps, value_range,
+def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction, noise, keep_steps, value_range,
              unconditional):
     batch, n_features, length = chunk.values.shape
     given = mask.unsqueeze(1)
@@ -117,20 +128,20 @@ def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction,
     if value_range is not None:
         low, high = (bound.to(values.device, values.dtype).expand(batch, 1, n_features, length) for bound in value_range)
         residual_range = (model.to_residual(low, condition), model.to_residual(high, condition))
-    x = torch.randn((batch, count, n_features, length), generator=generator, device=values.device, dtype=values.dtype)
+    x = fresh_noise(noise, torch.empty((batch, count, n_features, length), device=values.device, dtype=values.dtype))
     alpha_bars = sampler.schedule.alpha_bars
     trajectory = {}
     given_residual = model.to_residual(values, condition) if unconditional else None
     for i, t in enumerate(sampler.timesteps):
         alpha_bar = alpha_bars[t].to(device=x.device, dtype=x.dtype)
         if unconditional:
-            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            seen = torch.where(given, alpha_bar.sqrt() * given_residual + (1 - alpha_bar).sqrt() * noise, x)
+            context = fresh_noise(noise, x)
+            seen = torch.where(given, alpha_bar.sqrt() * given_residual + (1 - alpha_bar).sqrt() * context, x)
         else:
             seen = x * ~given
         output = model(seen, torch.tensor([t], device=x.device), condition)
         eps = to_epsilon(output, x, alpha_bar, prediction)
-        x, x0_hat = sampler.step(eps, i, x, generator, residual_range)
+        x, x0_hat = sampler.step(eps, i, x, noise, residual_range)
         if t in keep_steps:
             trajectory[t] = torch.where(given, values, model.from_residual(x0_hat, condition))
     return torch.where(given, values, model.from_residual(x, condition)), trajectory
