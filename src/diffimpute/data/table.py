@@ -99,6 +99,11 @@ class TableEncoder:
         return np.repeat(np.arange(len(self.columns)), [spec.width for spec in self.columns])
 
     @property
+    def first_channel(self) -> np.ndarray:
+        """``(n_columns,)`` each column's first channel: its cells are observed or missing together."""
+        return np.cumsum([0] + [spec.width for spec in self.columns[:-1]])
+
+    @property
     def numeric(self) -> np.ndarray:
         """``(n_columns,)`` True for numeric columns."""
         return np.array([spec.kind == "numeric" for spec in self.columns], dtype=bool)

@@ -201,7 +201,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         decode = lambda scaled: self.encoder_.decode(self.scaler_.inverse_transform(scaled[..., 0]))  # noqa: E731
         model_level = most_frequent(decode(draws))
         guess_level, true_level = decode(guess), decode(truth)
-        hidden = target[:, np.searchsorted(channel_column, np.arange(len(columns))), 0]
+        hidden = target[:, self.encoder_.first_channel, 0]
         for j, spec in enumerate(columns):
             rows = hidden[:, j]
             if spec.kind == "categorical" and rows.any():
@@ -213,9 +213,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     def _training_targets(self, observed: torch.Tensor, generator: torch.Generator,
                           rate: float | None = None) -> torch.Tensor:
         channel_column = torch.from_numpy(self.encoder_.channel_column).to(observed.device)
-        n_columns = len(self.encoder_.columns)
-        # a column is observed when its channels are (they are missing together)
-        first = torch.from_numpy(np.searchsorted(self.encoder_.channel_column, np.arange(n_columns))).to(observed.device)
+        first = torch.from_numpy(self.encoder_.first_channel).to(observed.device)
         return _column_targets(observed[:, first, 0], channel_column, generator, rate)
 
     def _random_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -346,8 +344,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         out = self._draw(self.model_, held.windows, held.cond_mask, 8, None, generator, device)
         draws = self.encoder_.decode(self.scaler_.inverse_transform(out.samples[..., 0].numpy().astype(np.float64)))
         truth = self.encoder_.decode(self.scaler_.inverse_transform(held.windows.values[..., 0].numpy()))
-        first = np.searchsorted(self.encoder_.channel_column, np.arange(len(self.encoder_.columns)))
-        target = held.target[:, first, 0].numpy() & categorical[None]
+        target = held.target[:, self.encoder_.first_channel, 0].numpy() & categorical[None]
         if target.any():
             mode = most_frequent(draws.transpose(1, 0, 2)[..., categorical])
             self.validation_["accuracy"] = float((mode == truth[:, categorical])[target[:, categorical]].mean())
