@@ -198,9 +198,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         the accuracy of the most frequent level among the draws against the guess's level."""
         wins = super()._guess_wins(draws, guess, truth, target)
         columns, channel_column = self.encoder_.columns, self.encoder_.channel_column
-        decode = lambda scaled: self.encoder_.decode(self.scaler_.inverse_transform(scaled[..., 0]))  # noqa: E731
-        model_level = most_frequent(decode(draws))
-        guess_level, true_level = decode(guess), decode(truth)
+        model_level = most_frequent(self._levels(draws))
+        guess_level, true_level = self._levels(guess), self._levels(truth)
         hidden = target[:, self.encoder_.first_channel, 0]
         for j, spec in enumerate(columns):
             rows = hidden[:, j]
@@ -209,6 +208,10 @@ class TabularImputer(TransformerMixin, GuessRefiner):
                 guess_right = (guess_level[rows, j] == true_level[rows, j]).mean()
                 wins[channel_column == j] = guess_right > model_right  # a tie on few cells keeps the model
         return wins
+
+    def _levels(self, scaled: np.ndarray) -> np.ndarray:
+        """Windows ``(..., channels, 1)`` in scaled units -> column codes ``(..., columns)``."""
+        return self.encoder_.decode(self.scaler_.inverse_transform(scaled[..., 0]))
 
     def _training_targets(self, observed: torch.Tensor, generator: torch.Generator,
                           rate: float | None = None) -> torch.Tensor:
@@ -342,8 +345,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             return
         generator = torch.Generator(device=device).manual_seed(self.random_state + 2)
         out = self._draw(self.model_, held.windows, held.cond_mask, 8, None, generator, device)
-        draws = self.encoder_.decode(self.scaler_.inverse_transform(out.samples[..., 0].numpy().astype(np.float64)))
-        truth = self.encoder_.decode(self.scaler_.inverse_transform(held.windows.values[..., 0].numpy()))
+        draws = self._levels(out.samples.numpy().astype(np.float64))
+        truth = self._levels(held.windows.values.numpy())
         target = held.target[:, self.encoder_.first_channel, 0].numpy() & categorical[None]
         if target.any():
             mode = most_frequent(draws.transpose(1, 0, 2)[..., categorical])
@@ -367,10 +370,10 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         if missing.any():
             scaled = self.scaler_.transform(self.encoder_.encode(codes))
             draws, guesses = self._draw_windows(self._windows(scaled), n_samples, seed, unit="row")
-            values = self.domain_.apply(self.encoder_.decode(self.scaler_.inverse_transform(draws[..., 0])))
+            values = self.domain_.apply(self._levels(draws))
             samples[:, missing] = values[:, missing]
             if guesses is not None:
-                filled = self.encoder_.decode(self.scaler_.inverse_transform(guesses[..., 0]))
+                filled = self._levels(guesses)
                 guess = self._like(np.where(missing, self.domain_.apply(filled), codes), X, frame)
         return TableImputationResult(samples=samples, missing=missing, data=X, encoder=self.encoder_, guess=guess,
                                      whole=self.domain_.integer & self.encoder_.numeric)
