@@ -35,6 +35,21 @@ PROBABILISTIC_METHODS = {
 DEFAULT_METHODS = ("diffusion", "mean", "linear", "knn", "mice")
 
 
+def _column_scale(values: np.ndarray) -> np.ndarray:
+    """Each column's standard deviation over its observed values (1 for a constant column)."""
+    scale = np.nanstd(values, axis=0)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def _fit_and_fill(model, gappy, fill: Callable):
+    """Fit ``model`` on ``gappy`` and fill it with ``fill(model)``: the output, fit and fill seconds."""
+    started = time.perf_counter()
+    model.fit(gappy)
+    fitted = time.perf_counter()
+    output = fill(model)
+    return output, fitted - started, time.perf_counter() - fitted
+
+
 def available_methods() -> list[str]:
     """Names ``evaluate_methods`` accepts."""
     return [*PROBABILISTIC_METHODS, *BASELINES]
@@ -73,8 +88,7 @@ def evaluate_methods(
     if not methods:
         raise ValueError(f"pass at least one method; choose from {available_methods()}")
     truth = to_panel(data)
-    scale = np.nanstd(truth.reshape(-1, truth.shape[-1]), axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
+    scale = _column_scale(truth.reshape(-1, truth.shape[-1]))
     gappy, hidden = hide_cells(data, mask, seed)
     hidden_panel = hidden.reshape(truth.shape)
     if not hidden_panel.any():
@@ -83,19 +97,15 @@ def evaluate_methods(
     for method in methods:
         if on_method is not None:
             on_method(method)
-        started = time.perf_counter()
         if method in PROBABILISTIC_METHODS:
             params = {**PROBABILISTIC_METHODS[method], "random_state": seed, **(diffusion_params or {})}
-            model = DiffusionImputer(**params).fit(gappy)
-            fitted = time.perf_counter()
-            output = model.impute(gappy, n_samples=n_samples, seed=seed)
+            output, fit_seconds, impute_seconds = _fit_and_fill(
+                DiffusionImputer(**params), gappy, lambda model: model.impute(gappy, n_samples=n_samples, seed=seed))
             samples = output.samples
         else:
-            model = make_baseline(method).fit(gappy)
-            fitted = time.perf_counter()
-            output = model.transform(gappy)
+            output, fit_seconds, impute_seconds = _fit_and_fill(make_baseline(method), gappy,
+                                                                lambda model: model.transform(gappy))
             samples = to_panel(output)[None]
-        finished = time.perf_counter()
         scores = summarize(samples / scale, truth / scale, hidden_panel, alpha=alpha)
         point = method not in PROBABILISTIC_METHODS
         rows.append(
@@ -107,8 +117,8 @@ def evaluate_methods(
                 "crps_q19": scores["crps_quantile"],
                 f"coverage_{1 - alpha:.0%}": np.nan if point else scores["coverage"],
                 f"width_{1 - alpha:.0%}": np.nan if point else scores["width"],
-                "fit_seconds": fitted - started,
-                "impute_seconds": finished - fitted,
+                "fit_seconds": fit_seconds,
+                "impute_seconds": impute_seconds,
             }
         )
         outputs[method] = output
@@ -155,8 +165,7 @@ def evaluate_table_methods(
     encoder = TableEncoder.of(frame)
     truth = encoder.codes(frame)
     numeric = encoder.numeric
-    scale = np.nanstd(truth[:, numeric], axis=0)
-    scale = np.where(scale > 0, scale, 1.0)
+    scale = _column_scale(truth[:, numeric])
     gappy, hidden = hide_table_cells(frame, mask, seed)
     if not hidden.any():
         raise ValueError(f"mask {mask!r} hid no cells; use a higher rate or more data")
@@ -164,23 +173,20 @@ def evaluate_table_methods(
     for method in methods:
         if on_method is not None:
             on_method(method)
-        started = time.perf_counter()
         if method == "diffusion":
-            model = TabularImputer(**{"random_state": seed, **(diffusion_params or {})}).fit(gappy)
-            fitted = time.perf_counter()
-            output = model.impute(gappy, n_samples=n_samples, seed=seed)
+            output, fit_seconds, impute_seconds = _fit_and_fill(
+                TabularImputer(**{"random_state": seed, **(diffusion_params or {})}), gappy,
+                lambda model: model.impute(gappy, n_samples=n_samples, seed=seed))
             samples, point = output.samples, encoder.codes(output.median())
         else:
-            model = TableBaseline(method, random_state=seed).fit(gappy)
-            fitted = time.perf_counter()
-            output = model.transform(gappy)
+            output, fit_seconds, impute_seconds = _fit_and_fill(TableBaseline(method, random_state=seed), gappy,
+                                                                lambda model: model.transform(gappy))
             point = encoder.codes(output)
             samples = point[None]
-        finished = time.perf_counter()
         row = {"method": method, **_numeric_scores(samples, truth, hidden, numeric, scale, alpha,
                                                     probabilistic=method == "diffusion"),
                **_categorical_scores(point, truth, hidden, ~numeric),
-               "fit_seconds": fitted - started, "impute_seconds": finished - fitted}
+               "fit_seconds": fit_seconds, "impute_seconds": impute_seconds}
         rows.append(row)
         outputs[method] = output
     return pd.DataFrame(rows).set_index("method"), outputs
