@@ -10,6 +10,7 @@ is an error, not a silent guess, because it is an observed value the model canno
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -88,27 +89,27 @@ class TableEncoder:
             specs.append(ColumnSpec(str(name), kind, str(column.dtype), levels))
         return cls(tuple(specs))
 
-    # ------------------------------------------------------------------ layout
-    @property
+    # ------------------------------------------------------------------ layout (computed once: read per batch)
+    @cached_property
     def n_channels(self) -> int:
         return sum(spec.width for spec in self.columns)
 
-    @property
+    @cached_property
     def channel_column(self) -> np.ndarray:
         """``(n_channels,)`` the column each channel belongs to."""
         return np.repeat(np.arange(len(self.columns)), [spec.width for spec in self.columns])
 
-    @property
+    @cached_property
     def first_channel(self) -> np.ndarray:
         """``(n_columns,)`` each column's first channel: its cells are observed or missing together."""
         return np.cumsum([0] + [spec.width for spec in self.columns[:-1]])
 
-    @property
+    @cached_property
     def numeric(self) -> np.ndarray:
         """``(n_columns,)`` True for numeric columns."""
         return np.array([spec.kind == "numeric" for spec in self.columns], dtype=bool)
 
-    @property
+    @cached_property
     def numeric_channels(self) -> np.ndarray:
         """``(n_channels,)`` True for the channels of numeric columns."""
         return self.numeric[self.channel_column]
