@@ -197,6 +197,13 @@ def test_transformer_denoiser_runs_through_the_same_engine(table) -> None:
     imputer = TabularImputer(**{**TINY_TABLE, "denoiser": "transformer", "channels": 8, "n_heads": 2,
                                 "max_epochs": 2}).fit(gappy)
     assert not imputer.transform(gappy).isna().any().any()
+    from diffimpute.nn.csdi import CSDIDenoiser
+
+    assert isinstance(imputer.model_, CSDIDenoiser)
+    imputer.refines_, imputer.guess_channels_[:] = True, False  # sample through the transformer, not the guess
+    result = imputer.impute(gappy, n_samples=3)
+    assert np.isfinite(result.numeric_samples()).all()
+    assert result.samples[:, result.missing].std(axis=0).max() > 0  # draws differ: the network was sampled
 
 
 # ------------------------------------------------------------------ evaluation, baselines, CLI
