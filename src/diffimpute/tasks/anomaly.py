@@ -44,6 +44,7 @@ from diffimpute.diffusion.parameterisation import Prediction, check_prediction
 from diffimpute.diffusion.samplers import SamplerKind, make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
 from diffimpute.engine.denoising import denoising_loss, guess_residual_scale
+from diffimpute.engine.distributed import WHOLE, Shard
 from diffimpute.engine.sampling import sample
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.grating import (
@@ -411,7 +412,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         """Denoising loss on the scoring masks, or on random cells (mask index ``n_masks``)."""
         schedule, masks = self._noise_schedule(), self._masks()
 
-        def loss_fn(model: CSDIDenoiser, batch: Windows, generator: torch.Generator) -> torch.Tensor:
+        def loss_fn(model: CSDIDenoiser, batch: Windows, generator: torch.Generator, shard: Shard = WHOLE) -> torch.Tensor:
             if self.train_masks == "same":
                 target, index = mask_targets(masks, len(batch), generator)
             else:
@@ -419,7 +420,7 @@ class ImDiffusionDetector(DiffusionEstimator):
                 index = torch.full((len(batch),), self.n_masks, dtype=torch.long, device=target.device)
             batch = dataclasses.replace(batch, mask_index=index)
             return denoising_loss(model, schedule, batch, ~target, target, generator, self.prediction,
-                                  unconditional=self.unconditional)
+                                  unconditional=self.unconditional, shard=shard)
 
         return loss_fn
 

@@ -339,9 +339,9 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         laplacian = _laplacian(self.adjacency, train_windows, self.n_features_in_)
         laplacian = None if laplacian is None else laplacian.to(device)
 
-        def loss_fn(model, batch, generator):
+        def loss_fn(model, batch, generator, shard):
             return prior_loss(model, batch, generator, kl_weight=self.kl_weight,
-                              graph_weight=self.graph_weight, laplacian=laplacian)
+                              graph_weight=self.graph_weight, laplacian=laplacian, shard=shard)
 
         budget = None if self.time_budget is None else _PRIOR_BUDGET_SHARE * self.time_budget
         config = TrainConfig(max_epochs=self.prior_epochs, batch_size=self.batch_size,

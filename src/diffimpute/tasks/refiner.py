@@ -41,6 +41,7 @@ from diffimpute.engine.calibration import (
     spread_table,
 )
 from diffimpute.engine.denoising import denoising_loss, guess_residual_scale
+from diffimpute.engine.distributed import WHOLE
 from diffimpute.engine.sampling import SampleOutput, sample
 from diffimpute.engine.trainer import TrainConfig, train
 from diffimpute.metrics.imputation import summarize
@@ -242,9 +243,10 @@ class GuessRefiner(DiffusionEstimator):
     def _loss_fn(self):
         schedule, prediction, targets = self._noise_schedule(), self.prediction, self._training_targets
 
-        def loss_fn(model, batch, generator):
+        def loss_fn(model, batch, generator, shard=WHOLE):
             target = targets(batch.observed, generator)
-            return denoising_loss(model, schedule, batch, batch.observed & ~target, target, generator, prediction)
+            return denoising_loss(model, schedule, batch, batch.observed & ~target, target, generator, prediction,
+                                  shard=shard)
 
         return loss_fn
 
