@@ -115,14 +115,9 @@ def all_sum(value: float, device: torch.device | str) -> float:
 
 
 def wrap(module: nn.Module, device: torch.device | str) -> nn.Module:
-    """``module`` in ``DistributedDataParallel`` under a process group, unchanged otherwise.
-
-    Buffers are not re-broadcast at every step: the denoisers' buffers (scales fixed before
-    training) never change while training, and the wrapper already copies rank 0's weights and
-    buffers to every rank once, at construction.
-    """
+    """``module`` in ``DistributedDataParallel`` under a process group (which copies rank 0's
+    weights to every rank), unchanged otherwise."""
     if rank_and_world()[1] == 1:
         return module
     device = _collective_device(device)
-    ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
