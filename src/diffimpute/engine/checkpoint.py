@@ -115,8 +115,8 @@ def run_fingerprint(settings: dict, model: torch.nn.Module, tensors: list[torch.
     for tensor in tensors:
         data.update(f"{tuple(tensor.shape)} {tensor.dtype}".encode())
         data.update(np.ascontiguousarray(tensor.detach().cpu().numpy()).data)
-    return {"settings": _digest(json.dumps(settings, sort_keys=True)), "network": _digest(json.dumps(layout)),
-            "data": data.hexdigest(), "caller": _digest(key)}
+    return {"training settings": _digest(json.dumps(settings, sort_keys=True)), "network": _digest(json.dumps(layout)),
+            "data": data.hexdigest(), "parameters": _digest(key)}
 
 
 def save_training_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
