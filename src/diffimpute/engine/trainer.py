@@ -253,7 +253,7 @@ class _Loop:
         stale = 0 if self.selection is None else self.selection.stale
         save_training_checkpoint(checkpoint.path, tensors, {
             "fingerprint": fingerprint, "position": dataclasses.asdict(self.at), "optimizer_groups": groups,
-            "history": self.history.to_dict(), "stale": stale, "world_size": self.world})
+            "history": self.history.to_dict(), "stale": stale})
 
     def restore(self, path: str | Path, fingerprint: dict[str, str]) -> None:
         tensors, state = load_training_checkpoint(path, fingerprint)
@@ -300,15 +300,16 @@ def train(
     loop = _Loop(model, loss_fn, windows, config, validate, seed, device)
     at, history, selection = loop.at, loop.history, loop.selection
     fingerprint = {} if checkpoint is None else _fingerprint(checkpoint, config, seed, desc, model, windows)
+    main = loop.rank == 0
     resuming = resume and checkpoint is not None and Path(checkpoint.path).is_file()
     if resuming:
         loop.restore(checkpoint.path, fingerprint)
         at = loop.at
-        logger.info("%s: resuming from %s at epoch %d, batch %d", desc, checkpoint.path, at.epoch, at.batch)
+        if main:
+            logger.info("%s: resuming from %s at epoch %d, batch %d", desc, checkpoint.path, at.epoch, at.batch)
     clock = _Clock(at.spent, device)
     if not resuming and selection is not None:
         history.initial_score = selection.check(epoch=-1)  # the untrained weights are a candidate too
-    main = loop.rank == 0
     epochs = range(at.epoch, config.max_epochs) if not at.finished else range(0)
     bar = progress_bar(epochs, desc=desc, unit="epochs", enabled=progress and main)
     # With a budget, validation also runs mid-epoch, so that one long epoch cannot hide the best model.
