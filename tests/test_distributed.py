@@ -3,10 +3,12 @@ for every estimator, and ``torchrun -m diffimpute fit`` writes one loadable mode
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +18,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 import diffimpute
 from diffimpute import DiffusionImputer, ImDiffusionDetector, TabularImputer
 from diffimpute.engine.distributed import WHOLE, shard_of
+from diffimpute.engine.trainer import TrainConfig, train
 from tests.conftest import TINY, structured, with_gaps
+from tests.test_trainer import _regression_loss, _windows
 
 # 240 steps in windows of 16 every 4: 57 windows, so batches of 14 end with a batch of one window,
 # which leaves rank 1 with no row of it (a placeholder row weighted 0).
@@ -61,13 +66,26 @@ def _fits() -> dict[str, torch.Tensor]:
     return out
 
 
+def _budgeted() -> dict:
+    """A toy run stopped by its time budget, with mid-epoch checks: decisions read from a clock."""
+    torch.manual_seed(0)
+    probe = _windows(16).values[:, 0]
+    history = train(nn.Linear(8, 8), _regression_loss, _windows(400),
+                    TrainConfig(max_epochs=10**6, batch_size=2, time_budget=1.0, patience=10**6),
+                    validate=lambda m: float(((m(probe) - 2 * probe) ** 2).mean()), progress=False)
+    return {**history.to_dict(), "seconds": 0.0}
+
+
 def _worker(rank: int, world: int, rendezvous: str, output: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    # Ranks that disagreed would wait for each other forever: a timeout turns that into a failure.
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=120))
     try:
         trained = _fits()
         if rank == 0:
             save_file(trained, output)
+        Path(f"{output}.{rank}.json").write_text(json.dumps(_budgeted()))
     finally:
         dist.destroy_process_group()
 
@@ -92,6 +110,9 @@ def test_two_gloo_ranks_train_what_one_rank_trains_with_the_same_global_batch(tm
         torch.testing.assert_close(two[key], value, rtol=1e-4, atol=1e-5, msg=key)
     trained = [k for k in one if k.endswith(".weight") and not torch.equal(one[k], two[k])]
     assert trained  # the ranks really took their own float paths: the test compares two computations
+    # Under a time budget, rank 0's clock and scores decide for both: the same checks, the same stop.
+    budgeted = [json.loads(Path(f"{output}.{rank}.json").read_text()) for rank in range(2)]
+    assert budgeted[0] == budgeted[1] and budgeted[0]["stopped"] == "time_budget"
 
 
 def test_torchrun_fit_writes_one_loadable_model_from_rank_zero(tmp_path: Path) -> None:
