@@ -78,8 +78,9 @@ def throughput(world: int, threads: int, batch: int, epochs: int) -> dict:
 # ---------------------------------------------------------------------------- part 2: resume
 
 
-def _launch(args: list[str], folder: Path) -> tuple[subprocess.Popen, list[tuple[float, str]]]:
-    """Start ``python -m diffimpute`` and collect its stderr lines with their arrival times."""
+def _launch(args: list[str], folder: Path) -> tuple[subprocess.Popen, threading.Thread, list[tuple[float, str]]]:
+    """Start ``python -m diffimpute`` and collect its stderr lines with their arrival times (until
+    the reading thread ends)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([_SOURCE, os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "diffimpute", "--threads", "1", *args], cwd=folder, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -89,8 +90,9 @@ def _launch(args: list[str], folder: Path) -> tuple[subprocess.Popen, list[tuple
         for line in process.stderr:
             lines.append((time.perf_counter(), line.rstrip()))
 
-    threading.Thread(target=read, daemon=True).start()
-    return process, lines
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return process, reader, lines
 
 
 def resume_costs(epochs: int, folder: Path) -> dict:
@@ -98,12 +100,12 @@ def resume_costs(epochs: int, folder: Path) -> dict:
     common = ["fit", "etth1.csv", "--index-col", "date", "--epochs", str(epochs), "--time-budget", "100000",
               "--checkpoint-every", "1"]
     started = time.perf_counter()
-    whole, _ = _launch([*common, "-o", "whole.safetensors"], folder)
+    whole, _, _ = _launch([*common, "-o", "whole.safetensors"], folder)
     whole.wait()
     uninterrupted = time.perf_counter() - started
 
     started = time.perf_counter()
-    killed, _ = _launch([*common, "-o", "resumed.safetensors"], folder)
+    killed, _, _ = _launch([*common, "-o", "resumed.safetensors"], folder)
     checkpoint = folder / "resumed.safetensors.ckpt"
     while True:
         if checkpoint.exists() and load_checkpoint(checkpoint, tensors=False)[1]["position"]["epoch"] >= epochs // 2:
@@ -115,9 +117,10 @@ def resume_costs(epochs: int, folder: Path) -> dict:
     saved_epoch = load_checkpoint(checkpoint, tensors=False)[1]["position"]["epoch"]
 
     relaunched = time.perf_counter()
-    resumed, lines = _launch([*common, "-o", "resumed.safetensors", "--resume"], folder)
+    resumed, reader, lines = _launch([*common, "-o", "resumed.safetensors", "--resume"], folder)
     resumed.wait()
     finished = time.perf_counter()
+    reader.join()
     resuming = next(t for t, line in lines if "resuming from" in line) - relaunched
 
     first, second = DiffusionImputer.load(folder / "whole.safetensors"), DiffusionImputer.load(folder / "resumed.safetensors")
