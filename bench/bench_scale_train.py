@@ -149,8 +149,8 @@ def main() -> None:
         print(f"{batch:>12} {one['per_second']:>14.1f} w/s {both['per_second']:>15.1f} w/s "
               f"{two['per_second']:>15.1f} w/s {two['per_second'] / one['per_second']:>8.2f} "
               f"{two['per_second'] / both['per_second']:>8.2f}")
-        gap = max(abs(a - b) for a, b in zip(one["loss"], two["loss"]))
-        print(f"{'':>12} largest gap between the 1-rank and 2-rank epoch losses: {gap:.2e}")
+        gaps = ", ".join(f"{abs(a - b):.1e}" for a, b in zip(one["loss"], two["loss"]))
+        print(f"{'':>12} gap between the 1-rank and 2-rank mean loss of each epoch: {gaps}")
 
     with tempfile.TemporaryDirectory() as folder:
         costs = resume_costs(args.resume_epochs, Path(folder))
