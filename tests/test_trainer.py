@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from diffimpute.data.batch import Windows
+from diffimpute.engine.distributed import Shard
 from diffimpute.engine.trainer import TrainConfig, train
 
 
@@ -16,9 +17,10 @@ def _windows(n: int = 64) -> Windows:
     return Windows(values, torch.ones_like(values, dtype=torch.bool), torch.arange(8.0).expand(n, 8))
 
 
-def _regression_loss(model: nn.Module, batch: Windows, generator: torch.Generator) -> torch.Tensor:
-    # Learn to map feature 0 to twice itself in feature 1's place: a task with a known answer.
-    return ((model(batch.values[:, 0]) - 2 * batch.values[:, 0]) ** 2).mean()
+def _regression_loss(model: nn.Module, batch: Windows, generator: torch.Generator, shard: Shard) -> torch.Tensor:
+    # Learn to map feature 0 to twice itself: a task with a known answer.
+    x = batch.values[shard.rows, 0]
+    return shard.mean(((model(x) - 2 * x) ** 2).sum(), batch.values[:, 0].numel())
 
 
 def test_training_reduces_the_loss_and_keeps_the_best_check() -> None:

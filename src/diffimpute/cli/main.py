@@ -10,7 +10,9 @@ import functools
 import json
 import logging
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -134,6 +136,19 @@ def _imputer_for(kind: str, guess: str | None, seed: int, quiet: bool, options: 
     return DiffusionImputer(**_params(guess=guess), random_state=seed, verbose=not quiet, **params)
 
 
+def _checkpoint_interval(text: str) -> dict:
+    """``--checkpoint-every``: ``5`` is every 5 epochs, ``90s`` / ``10m`` every so many seconds or
+    minutes of training."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min)?\s*", text)
+    if match is None or (match.group(2) is None and "." in match.group(1)) or float(match.group(1)) <= 0:
+        raise ValueError(f"--checkpoint-every must be a number of epochs (5) or of seconds or minutes (90s, 10m), "
+                         f"got {text!r}")
+    number, unit = match.groups()
+    if unit is None:
+        return {"every_epochs": int(number), "every_seconds": None}
+    return {"every_epochs": None, "every_seconds": float(number) * (60 if unit in ("m", "min") else 1)}
+
+
 @cli.command()
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "model_path", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
@@ -143,15 +158,46 @@ def _imputer_for(kind: str, guess: str | None, seed: int, quiet: bool, options: 
 @click.option("--guess", type=click.Choice(["interpolate", "latent", "gaussian", "none"]), default=None,
               help="First estimate the diffusion model refines. Series: interpolate (default), latent (the LSSDM "
                    "prior) or none (plain CSDI). Tables: gaussian (default, EM conditional mean) or none.")
+@click.option("--checkpoint", "checkpoint_path", default=None, type=click.Path(dir_okay=False),
+              help="Training checkpoint to write (default: the output's name + .ckpt); removed once the model "
+                   "is written.")
+@click.option("--checkpoint-every", default="60s", show_default=True,
+              help="Save training progress every N epochs (5) or every so many seconds or minutes of training "
+                   "(90s, 10m); the end of training always saves.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted fit from its checkpoint (same DATA, options and seed); without a "
+                   "checkpoint the fit starts afresh.")
 @_KIND_OPTION
 @_model_options
 @_user_errors
-def fit(data, model_path, index_col, seed, quiet, guess, kind, **options):
-    """Train an imputer on DATA (CSV or Parquet; rows are time steps or records, columns features)."""
+def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkpoint_every, resume, kind, **options):
+    """Train an imputer on DATA (CSV or Parquet; rows are time steps or records, columns features).
+
+    Under torchrun (`torchrun --nproc_per_node=N -m diffimpute fit ...`) every process trains its
+    share of each batch (gloo on the CPU, NCCL on CUDA); rank 0 alone writes files and speaks.
+    """
+    from diffimpute.engine import distributed
+    from diffimpute.engine.checkpoint import Checkpointing
+    from diffimpute.tasks.estimator import resolve_device
+
     check_writable(model_path)
+    plan = Checkpointing(checkpoint_path or f"{model_path}.ckpt", **_checkpoint_interval(checkpoint_every))
+    distributed.init_from_env(resolve_device(options.get("device") or "auto"))
+    main = distributed.rank_and_world()[0] == 0
+    quiet = quiet or not main
+    if not main:
+        warnings.simplefilter("ignore")  # rank 0 says it once
+    if resume and not Path(plan.path).is_file():
+        _echo(quiet, f"no checkpoint at {plan.path}; starting afresh")
     frame = read_table(data, index_col)
-    imputer = _imputer_for(_data_kind(frame, kind), guess, seed, quiet, options).fit(frame)
+    imputer = _imputer_for(_data_kind(frame, kind), guess, seed, quiet, options).fit(frame, checkpoint=plan,
+                                                                                     resume=resume)
+    distributed.close()
+    if not main:
+        return
     imputer.save(model_path)
+    for stage in (plan, plan.beside(".prior")):
+        Path(stage.path).unlink(missing_ok=True)  # the model is written: the insurance is spent
     history, report = imputer.history_, imputer.validation_
     _echo(quiet, f"trained {type(imputer).__name__}: {len(history.train_loss)} epochs in {history.seconds:.1f}s "
                  f"(stopped: {history.stopped}); model written to {model_path}")

@@ -13,6 +13,7 @@ import torch
 from diffimpute.data.batch import Windows
 from diffimpute.diffusion.parameterisation import Prediction, training_target
 from diffimpute.diffusion.schedules import NoiseSchedule
+from diffimpute.engine.distributed import WHOLE, Shard
 from diffimpute.engine.sampling import condition_of
 from diffimpute.nn.denoiser import ResidualDenoiser
 
@@ -27,19 +28,25 @@ def denoising_loss(
     prediction: Prediction,
     steps: torch.Tensor | None = None,
     unconditional: bool = False,
+    shard: Shard = WHOLE,
 ) -> torch.Tensor:
     """Mean squared error of the network's output over the ``target`` cells of ``batch``.
 
     cond_mask, target: ``(batch, features, length)`` bool. Cells neither conditioning nor target
     (truly missing) enter with a zero residual, i.e. at their guess. ``steps`` fixes the
     diffusion step of each window (default: drawn uniformly). ``unconditional``: conditioning cells
-    reach the network only noised like the targets (see ``engine.sampling``).
+    reach the network only noised like the targets (see ``engine.sampling``). ``shard``: the rows
+    this process runs the network on; steps and noise are drawn for the whole batch and the mean
+    is over the whole batch's target cells, so the shards' gradients add up to one process's.
     """
     n = len(batch)
     device = batch.values.device
     if steps is None:
         steps = torch.randint(0, schedule.n_steps, (n,), generator=generator, device=device)
     noise = torch.randn(batch.values.shape, generator=generator, device=device)
+    count = target.sum()
+    mine = shard.rows
+    batch, cond_mask, target, steps, noise = batch[mine], cond_mask[mine], target[mine], steps[mine], noise[mine]
     condition = condition_of(model, batch, cond_mask, unconditional)
     residual = model.to_residual(batch.values, condition) * batch.observed
     alpha_bar = schedule.alpha_bars.to(device)[steps].to(noise.dtype).view(-1, 1, 1)
@@ -48,7 +55,7 @@ def denoising_loss(
     output = model(seen.unsqueeze(1), steps, condition).squeeze(1)
     goal = training_target(residual, noise, alpha_bar, prediction)
     weight = target.to(noise.dtype)
-    return ((output - goal) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
+    return shard.mean(((output - goal) ** 2 * weight).sum(), count.to(noise.dtype))
 
 
 @torch.no_grad()

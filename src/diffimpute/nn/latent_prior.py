@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from diffimpute.data.batch import Windows
+from diffimpute.engine.distributed import WHOLE, Shard
 from diffimpute.nn.guess import interpolate_gaps
 
 # ------------------------------------------------------------------------- helpers
@@ -62,8 +63,8 @@ class PriorOutput:
     log_var: torch.Tensor
 
     def kl(self) -> torch.Tensor:
-        """KL(q(z|x) || N(0, I)) per latent element, averaged."""
-        return 0.5 * (self.mean.pow(2) + self.log_var.exp() - 1.0 - self.log_var).mean()
+        """KL(q(z|x) || N(0, I)) of each latent element, ``(batch, latent, length)``."""
+        return 0.5 * (self.mean.pow(2) + self.log_var.exp() - 1.0 - self.log_var)
 
 
 class LatentPrior(nn.Module):
@@ -107,14 +108,13 @@ class LatentPrior(nn.Module):
         values: torch.Tensor,
         mask: torch.Tensor,
         positions: torch.Tensor | None = None,
-        generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> PriorOutput:
-        """With a ``generator`` the latent is a reparameterised draw (training); without one it is
-        the posterior mean, so the coarse estimate is deterministic."""
+        """With standard normal ``noise`` ``(batch, latent, length)`` the latent is a reparameterised
+        draw (training); without it the posterior mean, so the coarse estimate is deterministic."""
         mean, log_var = self.encode(values, mask, positions)
         latent = mean
-        if generator is not None:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        if noise is not None:
             latent = mean + noise * (0.5 * log_var).exp()
         return PriorOutput(self.decode(latent), mean, log_var)
 
@@ -132,21 +132,30 @@ def prior_loss(
     kl_weight: float,
     graph_weight: float = 0.0,
     laplacian: torch.Tensor | None = None,
+    shard: Shard = WHOLE,
 ) -> torch.Tensor:
     """Masked reconstruction: hide a share ``U[0, 1)`` of each window's observed cells (as the
-    diffusion stage's random targets do), reconstruct, score on every observed cell."""
-    values, observed = batch.values, batch.observed
-    ratio = torch.rand(len(batch), 1, 1, generator=generator, device=values.device)
-    hidden = (torch.rand(values.shape, generator=generator, device=values.device) < ratio) & observed
+    diffusion stage's random targets do), reconstruct, score on every observed cell.
+
+    Every draw is made for the whole batch and every mean is over the whole batch, while the
+    network runs on the rows of ``shard`` (``engine.distributed``)."""
+    n, _, length = batch.values.shape
+    device = batch.values.device
+    ratio = torch.rand(n, 1, 1, generator=generator, device=device)
+    hidden = (torch.rand(batch.values.shape, generator=generator, device=device) < ratio) & batch.observed
+    noise = torch.randn((n, model.latent_dim, length), generator=generator, device=device)
+    n_observed = batch.observed.sum().to(batch.values.dtype)
+    mine = shard.rows
+    values, observed, hidden, noise = batch.values[mine], batch.observed[mine], hidden[mine], noise[mine]
     visible = observed & ~hidden
-    out = model(values * visible, visible, batch.positions, generator)
+    out = model(values * visible, visible, batch.positions[mine], noise)
     weight = observed.to(values.dtype)
-    reconstruction = ((out.coarse - values) ** 2 * weight).sum() / weight.sum().clamp(min=1.0)
-    loss = reconstruction + kl_weight * out.kl()
+    loss = shard.mean(((out.coarse - values) ** 2 * weight).sum(), n_observed)
+    loss = loss + kl_weight * shard.mean(out.kl().sum(), n * model.latent_dim * length)
     if laplacian is not None and graph_weight > 0:
         # tr(X^T L X) per time step: neighbouring features should have similar coarse values.
-        smooth = torch.einsum("bil,ij,bjl->", out.coarse, laplacian, out.coarse) / out.coarse[:, 0].numel()
-        loss = loss + graph_weight * smooth
+        smooth = torch.einsum("bil,ij,bjl->", out.coarse, laplacian, out.coarse)
+        loss = loss + graph_weight * shard.mean(smooth, n * length)
     return loss
 
 

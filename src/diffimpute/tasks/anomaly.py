@@ -44,6 +44,7 @@ from diffimpute.diffusion.parameterisation import Prediction, check_prediction
 from diffimpute.diffusion.samplers import SamplerKind, make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
 from diffimpute.engine.denoising import denoising_loss, guess_residual_scale
+from diffimpute.engine.distributed import WHOLE, Shard
 from diffimpute.engine.sampling import sample
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.grating import (
@@ -72,7 +73,7 @@ from diffimpute.postprocess.thresholds import (
     ScoreThreshold,
     SPOTThreshold,
 )
-from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, resolve_device
+from diffimpute.tasks.estimator import CheckpointArg, DeviceName, DiffusionEstimator, resolve_device
 
 DetectorGuess = Literal["interpolate", "none"]
 ScalerKind = Literal["standard", "minmax"]
@@ -333,13 +334,17 @@ class ImDiffusionDetector(DiffusionEstimator):
         return window, n_cal
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: pd.DataFrame | np.ndarray, y: None = None) -> ImDiffusionDetector:
+    def fit(self, X: pd.DataFrame | np.ndarray, y: None = None, *, checkpoint: CheckpointArg = None,
+            resume: bool = False) -> ImDiffusionDetector:
         """Train on ``X`` (rows are time, columns features; mostly normal data) and calibrate.
 
         The last ``calibration_fraction`` of the rows are not trained on; their scores fix the
         standardisation, the step statistics and the threshold. ``y`` is ignored (unsupervised).
+        ``checkpoint``, ``resume``: save training progress to a file and continue an interrupted
+        fit from it, as in ``DiffusionImputer.fit``.
         """
         self._check_params()
+        plan = self._checkpointing(checkpoint, resume)
         panel = self._panel(X)
         n_time = panel.shape[1]
         self.window_, n_cal = self._sizes(n_time)
@@ -373,6 +378,7 @@ class ImDiffusionDetector(DiffusionEstimator):
                 self.model_, self._loss_fn(), train_windows, self._train_config(),
                 validate=lambda model: self._check_loss(model, check_windows, device),
                 seed=self.random_state, device=device, progress=self.verbose, desc="training detector",
+                checkpoint=plan, resume=resume,
             )
         self.model_.eval()
         self._calibrate()
@@ -411,7 +417,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         """Denoising loss on the scoring masks, or on random cells (mask index ``n_masks``)."""
         schedule, masks = self._noise_schedule(), self._masks()
 
-        def loss_fn(model: CSDIDenoiser, batch: Windows, generator: torch.Generator) -> torch.Tensor:
+        def loss_fn(model: CSDIDenoiser, batch: Windows, generator: torch.Generator, shard: Shard = WHOLE) -> torch.Tensor:
             if self.train_masks == "same":
                 target, index = mask_targets(masks, len(batch), generator)
             else:
@@ -419,7 +425,7 @@ class ImDiffusionDetector(DiffusionEstimator):
                 index = torch.full((len(batch),), self.n_masks, dtype=torch.long, device=target.device)
             batch = dataclasses.replace(batch, mask_index=index)
             return denoising_loss(model, schedule, batch, ~target, target, generator, self.prediction,
-                                  unconditional=self.unconditional)
+                                  unconditional=self.unconditional, shard=shard)
 
         return loss_fn
 

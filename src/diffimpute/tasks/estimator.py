@@ -1,27 +1,39 @@
-"""What every diffusion estimator shares: device choice, seeding, and one model-file format.
+"""What every diffusion estimator shares: device choice, seeding, checkpoints, and one model-file format.
 
 A task subclasses ``DiffusionEstimator`` and supplies ``_state`` (the JSON-able fitted state and
 extra tensors) and ``_restore`` (its inverse, before the network's weights are loaded);
 ``save`` and ``load`` are written once here, so every estimator's files are alike: weights in
 safetensors under ``denoiser.``, everything else in the JSON header, nothing pickled.
+
+Checkpoints to resume a fit from are arguments of ``fit`` (``checkpoint=``, ``resume=``), not
+parameters: they say where one call keeps its insurance, not what model to learn (a resumed fit
+learns the same model), so they stay out of ``get_params``, ``clone`` (two clones in a grid search
+must not share a file) and the saved model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from diffimpute import __version__
-from diffimpute.engine.checkpoint import load_checkpoint, save_checkpoint
+from diffimpute.engine.checkpoint import Checkpointing, load_checkpoint, save_checkpoint
 
 DeviceName = Literal["auto", "cpu", "cuda"] | str
+CheckpointArg = str | Path | Checkpointing | None
 _PREFIX = "denoiser."
+# Parameters a fit may be resumed with changed: they do not change what a training step computes
+# (a longer budget lets a resumed fit train on; see ``engine.trainer`` on budgets and resuming).
+_RESUMABLE_CHANGES = ("verbose", "device", "time_budget")
 Estimator = TypeVar("Estimator", bound="DiffusionEstimator")
 
 
@@ -50,6 +62,21 @@ class DiffusionEstimator(BaseEstimator):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(self.random_state)
             yield
+
+    def _checkpointing(self, checkpoint: CheckpointArg, resume: bool) -> Checkpointing | None:
+        """``fit``'s checkpoint argument as a plan keyed by this estimator's parameters, so that a
+        checkpoint written with other parameters is refused: a path takes the default intervals
+        (every 60 s of training and at the end), a ``Checkpointing`` sets its own."""
+        if not isinstance(resume, bool):
+            raise TypeError(f"resume must be True or False, got {resume!r}")
+        if checkpoint is None:
+            if resume:
+                raise ValueError("resume=True needs checkpoint=<path>, the file the interrupted fit wrote")
+            return None
+        plan = checkpoint if isinstance(checkpoint, Checkpointing) else Checkpointing(checkpoint)
+        params = {name: value for name, value in self.get_params().items() if name not in _RESUMABLE_CHANGES}
+        key = json.dumps(params, sort_keys=True, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else repr(v))
+        return dataclasses.replace(plan, key=key)
 
     def _state(self) -> tuple[dict, dict[str, torch.Tensor]]:
         """Fitted state beyond the network: JSON metadata and extra tensors."""

@@ -40,6 +40,7 @@ from diffimpute.data.windowing import stitch
 from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
+from diffimpute.engine.checkpoint import Checkpointing
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.simulate import block, mcar
 from diffimpute.masking.targets import TargetStrategy, make_targets
@@ -51,7 +52,7 @@ from diffimpute.nn.guess import (
     check_guess,
 )
 from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_laplacian, prior_loss
-from diffimpute.tasks.estimator import DeviceName, resolve_device
+from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.refiner import GuessRefiner, HeldOut
 from diffimpute.tasks.result import ImputationResult
 
@@ -262,10 +263,19 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
             raise ValueError(f"prior_kernel must be odd so windows keep their length, got {self.prior_kernel}")
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: pd.DataFrame | np.ndarray, y: None = None) -> DiffusionImputer:
-        """Learn to refine the first guess from the observed cells of ``X``; returns ``self``."""
+    def fit(self, X: pd.DataFrame | np.ndarray, y: None = None, *, checkpoint: CheckpointArg = None,
+            resume: bool = False) -> DiffusionImputer:
+        """Learn to refine the first guess from the observed cells of ``X``; returns ``self``.
+
+        ``checkpoint``: a file to save training progress to (every 60 s of training and at the end;
+        a ``Checkpointing`` sets other intervals); the latent prior's goes beside it, with
+        ``.prior`` appended. ``resume=True`` continues an interrupted fit from there: with the same
+        ``X``, parameters and seed the model equals that of an uninterrupted fit (without a time
+        budget; with one, the seconds already trained count towards it).
+        """
         started = time.perf_counter()
         self._check_params()
+        plan = self._checkpointing(checkpoint, resume)
         panel = to_panel(X)
         columns = column_names(X)
         check_all_columns_observed(panel, columns)
@@ -292,8 +302,10 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         held = self._held_out_windows(scaled, held_out, positions, window, rng)
 
         with self._seeded(device):
-            prior = self._fit_prior(train_windows, device) if self.guess == "latent" else None
-        self._train_refiner(train_windows, held, device, started, prior)
+            prior = None
+            if self.guess == "latent":
+                prior = self._fit_prior(train_windows, device, None if plan is None else plan.beside(".prior"), resume)
+        self._train_refiner(train_windows, held, device, started, prior, plan, resume)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -333,21 +345,23 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         rows_t = torch.from_numpy(rows)
         return HeldOut(windows[rows_t], target.observed[rows_t])
 
-    def _fit_prior(self, train_windows: Windows, device: torch.device) -> LatentPrior:
+    def _fit_prior(self, train_windows: Windows, device: torch.device, checkpoint: Checkpointing | None,
+                   resume: bool) -> LatentPrior:
         """Stage one of ``guess="latent"``: the LSSDM prior, by masked reconstruction, on the engine's trainer."""
         prior = self._build_prior()
         laplacian = _laplacian(self.adjacency, train_windows, self.n_features_in_)
         laplacian = None if laplacian is None else laplacian.to(device)
 
-        def loss_fn(model, batch, generator):
+        def loss_fn(model, batch, generator, shard):
             return prior_loss(model, batch, generator, kl_weight=self.kl_weight,
-                              graph_weight=self.graph_weight, laplacian=laplacian)
+                              graph_weight=self.graph_weight, laplacian=laplacian, shard=shard)
 
         budget = None if self.time_budget is None else _PRIOR_BUDGET_SHARE * self.time_budget
         config = TrainConfig(max_epochs=self.prior_epochs, batch_size=self.batch_size,
                              learning_rate=self.prior_learning_rate, weight_decay=0.0, time_budget=budget)
         self.prior_history_ = train(prior, loss_fn, train_windows, config, seed=self.random_state,
-                                    device=device, progress=self.verbose, desc="training prior")
+                                    device=device, progress=self.verbose, desc="training prior",
+                                    checkpoint=checkpoint, resume=resume)
         return prior.requires_grad_(False)
 
     def _build_prior(self) -> LatentPrior:

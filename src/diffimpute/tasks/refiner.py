@@ -40,7 +40,9 @@ from diffimpute.engine.calibration import (
     residual_quantiles,
     spread_table,
 )
+from diffimpute.engine.checkpoint import Checkpointing
 from diffimpute.engine.denoising import denoising_loss, guess_residual_scale
+from diffimpute.engine.distributed import WHOLE
 from diffimpute.engine.sampling import SampleOutput, sample
 from diffimpute.engine.trainer import TrainConfig, train
 from diffimpute.metrics.imputation import summarize
@@ -168,9 +170,10 @@ class GuessRefiner(DiffusionEstimator):
 
     # ------------------------------------------------------------------ training
     def _train_refiner(self, train_windows: Windows, held: HeldOut | None, device: torch.device,
-                       started: float, prior=None) -> None:
-        """Build the model, set its residual scale, train it on the engine's loop, then decide
-        whether it beats its guess and calibrate its spread."""
+                       started: float, prior=None, checkpoint: Checkpointing | None = None,
+                       resume: bool = False) -> None:
+        """Build the model, set its residual scale, train it on the engine's loop (saving to and
+        resuming from ``checkpoint``), then decide whether it beats its guess and calibrate its spread."""
         selection, calibration = self._split_held(held)
         with self._seeded(device):
             self.model_ = self._build_model(prior)
@@ -188,6 +191,8 @@ class GuessRefiner(DiffusionEstimator):
                 seed=self.random_state,
                 device=device,
                 progress=self.verbose,
+                checkpoint=checkpoint,
+                resume=resume,
             )
         self.refines_ = self._beats_guess(selection, device)
         if self.refines_ and self.check_draws_against_guess and self.guess != "none":
@@ -242,9 +247,10 @@ class GuessRefiner(DiffusionEstimator):
     def _loss_fn(self):
         schedule, prediction, targets = self._noise_schedule(), self.prediction, self._training_targets
 
-        def loss_fn(model, batch, generator):
+        def loss_fn(model, batch, generator, shard=WHOLE):
             target = targets(batch.observed, generator)
-            return denoising_loss(model, schedule, batch, batch.observed & ~target, target, generator, prediction)
+            return denoising_loss(model, schedule, batch, batch.observed & ~target, target, generator, prediction,
+                                  shard=shard)
 
         return loss_fn
 

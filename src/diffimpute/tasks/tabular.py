@@ -35,7 +35,7 @@ from diffimpute.engine.trainer import TrainHistory
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.guess import GaussianGuess, TableGuessKind
 from diffimpute.nn.tabular import TabularDenoiser
-from diffimpute.tasks.estimator import DeviceName, resolve_device
+from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.refiner import GuessRefiner, HeldOut
 from diffimpute.tasks.result import TableImputationResult
 
@@ -233,10 +233,16 @@ class TabularImputer(TransformerMixin, GuessRefiner):
                                dropout=self.dropout, guess=guess)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: pd.DataFrame | np.ndarray, y: None = None) -> TabularImputer:
-        """Learn to refine the first guess from the observed cells of ``X``; returns ``self``."""
+    def fit(self, X: pd.DataFrame | np.ndarray, y: None = None, *, checkpoint: CheckpointArg = None,
+            resume: bool = False) -> TabularImputer:
+        """Learn to refine the first guess from the observed cells of ``X``; returns ``self``.
+
+        ``checkpoint``, ``resume``: save training progress to a file and continue an interrupted
+        fit from it, as in ``DiffusionImputer.fit``.
+        """
         started = time.perf_counter()
         self._check_params()
+        plan = self._checkpointing(checkpoint, resume)
         frame = self._as_frame(X)
         self.encoder_ = TableEncoder.of(frame)
         codes = self.encoder_.codes(frame)
@@ -264,7 +270,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             rows = torch.from_numpy(np.flatnonzero(held_columns.any(axis=1)))
             all_rows = self._windows(scaled)
             held = HeldOut(all_rows[rows], torch.from_numpy(held_channels)[rows].unsqueeze(-1))
-        self._train_refiner(train_windows, held, device, started)
+        self._train_refiner(train_windows, held, device, started, checkpoint=plan, resume=resume)
         self._score_categories(held, device)
         self.fit_seconds_ = time.perf_counter() - started
         return self
