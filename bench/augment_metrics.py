@@ -109,11 +109,13 @@ def utility(
     test: pd.DataFrame,
     target: str,
     task: Literal["classification", "regression"],
-    encoder: RowEncoder,
+    reference: pd.DataFrame,
     seed: int = 0,
 ) -> dict[str, float]:
-    """A random forest trained on ``fit_on`` and scored on ``test`` (features encoded alike)."""
+    """A random forest trained on ``fit_on`` and scored on ``test``, features encoded with the
+    statistics of ``reference`` (the real training rows) for every generator alike."""
     features = [c for c in fit_on.columns if c != target]
+    encoder = RowEncoder(reference[features])
     x_fit, x_test = encoder(fit_on[features]), encoder(test[features])
     if task == "classification":
         forest = RandomForestClassifier(FOREST_TREES, random_state=seed, n_jobs=1)
