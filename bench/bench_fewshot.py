@@ -198,7 +198,8 @@ def main() -> None:
     for shots in args.shots:
         for seed in args.seeds:
             rows = pd.DataFrame(run_seed(seed, shots, args))
-            rows.to_csv(out, mode="a", header=not out.exists(), index=False)
+            saved = pd.concat([pd.read_csv(out), rows]) if out.exists() else rows
+            saved.to_csv(out, index=False)
             best = rows.loc[rows.groupby("method", sort=False)["logreg_val"].idxmax()]
             print(f"{shots}-shot seed {seed}: " + "  ".join(
                 f"{m} {a:.3f}" for m, a in zip(best["method"], best["logreg_test"])), flush=True)
