@@ -196,10 +196,11 @@ def impute_chunks(
 
 class ParquetSink:
     """Frames appended to one Parquet file that appears, complete, only when ``close`` succeeds
-    (``io.files.atomic_file``). A RangeIndex is kept as pandas keeps it (no column), the whole
-    file's range declared from ``rows``; any other index is written as columns."""
+    (``io.files.atomic_file``). With ``rows``, frames are consecutive rows of one series: a
+    RangeIndex is kept as pandas keeps it (no column), the whole file's range declared from
+    ``rows``; otherwise (and for any other index) the index is written as columns."""
 
-    def __init__(self, path: str | Path, rows: int) -> None:
+    def __init__(self, path: str | Path, rows: int | None) -> None:
         self.path, self.rows = Path(path), rows
         self._file = atomic_file(self.path)
         self._handle = self._file.__enter__()
@@ -214,7 +215,7 @@ class ParquetSink:
         self._writer.write_table(table)
 
     def _open(self, frame: pd.DataFrame) -> None:
-        self._range = isinstance(frame.index, pd.RangeIndex)
+        self._range = self.rows is not None and isinstance(frame.index, pd.RangeIndex)
         schema = pa.Schema.from_pandas(frame, preserve_index=None if self._range else True)
         if self._range:
             pandas = json.loads(schema.metadata[b"pandas"])
@@ -243,8 +244,9 @@ class ParquetSink:
                 raise
 
 
-def write_parquet(frames: Iterable[pd.DataFrame], path: str | Path, rows: int) -> int:
-    """Write ``frames`` (``rows`` rows in all) to one Parquet file atomically; returns the rows written."""
+def write_parquet(frames: Iterable[pd.DataFrame], path: str | Path, rows: int | None) -> int:
+    """Write ``frames`` to one Parquet file atomically (``ParquetSink``: ``rows``, the rows in all
+    when they are consecutive rows of one series); returns the rows written."""
     sink = ParquetSink(path, rows)
     written = 0
     try:
