@@ -30,7 +30,8 @@ larger than memory; without it, a lazy Dask DataFrame is returned.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ from diffimpute.io.stream import (
 from diffimpute.tasks.imputer import DiffusionImputer
 
 _MAX_NAMED = 10  # series named in one error message
+_LOCAL_SCHEDULERS = ("threads", "processes", "sync")
 
 
 # ------------------------------------------------------------------------- helpers
@@ -64,15 +66,15 @@ def series_seed(seed: int, series_id: object) -> int:
 
 
 def _active_client():
-    """The distributed client in use, or None (dask's local schedulers)."""
+    """The distributed client that ``dask.compute`` would use now, or None (a local scheduler)."""
+    from dask.base import get_scheduler
+
     try:
-        from distributed import default_client
+        from distributed import Client
     except ImportError:
         return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
+    owner = getattr(get_scheduler(), "__self__", None)
+    return owner if isinstance(owner, Client) else None
 
 
 def _ship(model: DiffusionImputer):
@@ -184,7 +186,9 @@ def _check_many(summaries: list[dict], model: DiffusionImputer, columns: Sequenc
             where.setdefault(key, []).append(number)
     split = {key: numbers for key, numbers in where.items() if len(numbers) > 1}
     if split:
-        shown = _named([f"{key!r} (partitions {numbers})" for key, numbers in split.items()]).replace("'", "")
+        shown = ", ".join(f"{key!r} (partitions {', '.join(map(str, numbers))})"
+                          for key, numbers in list(split.items())[:_MAX_NAMED])
+        shown += f" and {len(split) - _MAX_NAMED} more" if len(split) > _MAX_NAMED else ""
         raise ValueError(f"series ids appear in more than one partition: {shown}; each series must be in one "
                          "partition (e.g. ddf.shuffle(on=<series column>)), and an id used twice must be renamed")
     merged = {key: parts for found in summaries for key, parts in found.items()}
@@ -311,3 +315,44 @@ def _one_series_tasks(parts, model, columns, paths, n_samples, seed, quantiles, 
         tasks.append(dask.delayed(_impute_part)(reference, pieces, low, (start, stop), length, clock, options,
                                                 paths[number]))
     return tasks
+
+
+@contextmanager
+def scheduler(name: str) -> Iterator[None]:
+    """Run the block's Dask work on ``name``: ``"local"`` starts a ``LocalCluster`` (one
+    single-threaded worker process per core) and closes it after; an address such as
+    ``"tcp://host:8786"`` connects to a running scheduler; ``"threads"``, ``"processes"`` or
+    ``"sync"`` use a local scheduler of dask's."""
+    import dask
+
+    if name in _LOCAL_SCHEDULERS:
+        with dask.config.set(scheduler=name):
+            yield
+        return
+    from distributed import Client, LocalCluster
+
+    if name == "local":
+        with LocalCluster(threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster):
+            yield
+        return
+    if "://" not in name:
+        raise ValueError(f"scheduler must be 'local', a scheduler address such as tcp://host:8786, or one of "
+                         f"{_LOCAL_SCHEDULERS}, got {name!r}")
+    with Client(name):
+        yield
+
+
+def read_dask(path: str | Path, index_col: str | None = None, series: str | None = None):
+    """A Parquet or CSV file (or a glob of them) as a Dask DataFrame: for one series indexed by
+    ``index_col`` (else by the index saved in the Parquet file); with ``series``, ``index_col`` is
+    the time column of the long format and stays a column."""
+    import dask.dataframe as dd
+
+    parquet = str(path).lower().endswith((".parquet", ".pq"))
+    dates = [index_col] if index_col is not None and not parquet else False
+    frame = dd.read_parquet(path) if parquet else dd.read_csv(path, parse_dates=dates)
+    if index_col is not None and series is None:
+        frame = frame.set_index(index_col, sorted=True)
+    return frame
+
