@@ -51,7 +51,7 @@ from diffimpute.io.stream import (
 from diffimpute.tasks.imputer import DiffusionImputer
 
 _MAX_NAMED = 10  # series named in one error message
-_LOCAL_SCHEDULERS = ("threads", "processes", "sync")
+_LOCAL_SCHEDULERS = ("threads", "sync")  # dask's "processes" would pickle the model into every task
 
 
 # ------------------------------------------------------------------------- helpers
@@ -170,8 +170,7 @@ def _impute_series(model, frame: pd.DataFrame, series: str, time: str | None, se
             yield out
 
     if path is None:
-        parts = list(outputs())
-        return pd.concat(parts) if parts else None
+        return pd.concat(list(outputs()))
     return str(path), write_parquet(outputs(), path, None)
 
 
@@ -252,6 +251,8 @@ def impute(
     n_samples = check_positive_int(model.n_samples if n_samples is None else n_samples, "n_samples")
     seed = model.random_state if seed is None else check_seed(seed)
     quantiles = tuple(quantiles)
+    if chunk_rows is not None:
+        check_positive_int(chunk_rows, "chunk_rows")
     folder = _output_folder(output) if output is not None else None
     ignored = [c for c in (series, time) if c is not None]
     for name in ignored:
@@ -321,8 +322,8 @@ def _one_series_tasks(parts, model, columns, paths, n_samples, seed, quantiles, 
 def scheduler(name: str) -> Iterator[None]:
     """Run the block's Dask work on ``name``: ``"local"`` starts a ``LocalCluster`` (one
     single-threaded worker process per core) and closes it after; an address such as
-    ``"tcp://host:8786"`` connects to a running scheduler; ``"threads"``, ``"processes"`` or
-    ``"sync"`` use a local scheduler of dask's."""
+    ``"tcp://host:8786"`` connects to a running scheduler; ``"threads"`` or ``"sync"`` use a local
+    scheduler of dask's in this process."""
     import dask
 
     if name in _LOCAL_SCHEDULERS:

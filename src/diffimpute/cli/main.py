@@ -177,7 +177,7 @@ def fit(data, model_path, index_col, seed, quiet, guess, kind, **options):
 @click.option("--seed", type=int, default=None, help="Sampling seed (default: the model's).")
 @click.option("--dask", "scheduler", default=None, metavar="SCHEDULER",
               help="Impute with Dask: local (a LocalCluster on this machine), a scheduler address "
-                   "(tcp://host:8786) or threads, processes, sync. DATA may be a glob of Parquet or CSV files.")
+                   "(tcp://host:8786), or threads or sync (in this process). DATA may be a glob of Parquet or CSV files.")
 @click.option("--series", default=None, help="With --dask: the column of series ids, for many series in long format.")
 @click.option("--stream", is_flag=True,
               help="Read the Parquet DATA in chunks and write the Parquet OUTPUT as it goes: memory stays bounded "

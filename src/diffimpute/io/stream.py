@@ -10,8 +10,9 @@ What the whole series decides is gathered first, in a pass that keeps a few numb
 (``SeriesParts``): the length, whether timestamps are sorted and unique across parts, the time
 step (the exact median of the steps, from a count of each distinct step), and which features are
 observed anywhere. Memory is then bounded by the chunk (``chunk_rows``), not by the series: the
-draws of a chunk take about ``n_samples x features x 300`` bytes per row (measured in
-``bench/bench_scale_impute.py``), and a chunk is sized to ``memory`` bytes of them.
+draws of a chunk, their calibration and summaries take about 190 bytes per row, feature and draw
+(measured with psutil on 1,000-5,000-row chunks); ``BYTES_PER_DRAW`` leaves a margin, and a chunk
+is sized so that its draws take ``memory`` bytes.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 from sklearn.utils.validation import check_is_fitted
 
 from diffimpute._progress import progress
-from diffimpute._validation import check_columns
+from diffimpute._validation import check_columns, check_positive_int
 from diffimpute.data.schema import Clock, time_ticks
 from diffimpute.io.files import _are_times, _parse_time_index, atomic_file, check_writable
 from diffimpute.tasks.imputer import DiffusionImputer
@@ -357,7 +358,8 @@ def impute_parquet(
     check_feature_columns(model, series.columns, series.path.name)
     parts = series.summary()
     parts.check(model, series.columns)
-    rows = chunk_rows if chunk_rows is not None else chunk_rows_for(model, n_samples, memory)
+    rows = check_positive_int(chunk_rows, "chunk_rows") if chunk_rows is not None else chunk_rows_for(
+        model, n_samples, memory)
     chunks = -(-series.rows // rows)
     quiet = quiet_copy(model)  # one bar over chunks rather than one per chunk
     with progress(total=chunks, desc="imputing", unit="chunks", enabled=verbose) as bar:
