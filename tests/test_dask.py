@@ -139,6 +139,8 @@ def _duplicate_border() -> dd.DataFrame:
          r"features \['b'\] have no observed value in the whole series"),
         (lambda: dd.from_pandas(many_series().sort_values("id"), npartitions=3, sort=False), {"series": "id"},
          r"series ids appear in more than one partition: 's1' \(partitions 0, 1\)"),
+        (lambda: dd.from_pandas(pd.concat([many_series((60, 50)), many_series((60,))]), npartitions=1),
+         {"series": "id"}, r"series 's0' has a repeated timestamp"),
         (lambda: dd.from_pandas(many_series((60, 10)), npartitions=1), {"series": "id"},
          r"series 's1' are shorter than the model's window \(16 steps\)"),
         (lambda: dd.from_pandas(pd.concat([many_series((60,)), many_series((70,), step="15min").replace("s0", "q")]),
@@ -150,7 +152,8 @@ def _duplicate_border() -> dd.DataFrame:
         (lambda: dd.from_pandas(many_series().rename(columns={"c": "d"}), npartitions=1), {"series": "id"},
          r"missing \['c'\], unexpected \['d'\]"),
     ],
-    ids=["duplicate timestamp at a border", "feature never observed", "id in two partitions", "short series",
+    ids=["duplicate timestamp at a border", "feature never observed", "id in two partitions", "id used twice",
+         "short series",
          "mixed frequencies", "series never observes a feature", "columns"],
 )
 def test_bad_input_at_scale_is_an_error_naming_the_partition_or_series(model, make, options, message) -> None:
