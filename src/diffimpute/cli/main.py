@@ -212,26 +212,66 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("data", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="CSV or Parquet to write.")
+@click.argument("data", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="CSV or Parquet to write (with --dask: a new folder for one Parquet file per partition).")
 @click.option("--n-samples", type=int, default=None, help="Draws per missing cell (default: the model's).")
 @click.option("--quantiles", default=None, help="Also write these quantile columns, e.g. 0.05,0.95.")
 @click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default=None)
 @click.option("--steps", "sampling_steps", type=int, default=None, help="DDIM sampling steps.")
-@click.option("--index-col", default=None, help="Column to use as the time index.")
+@click.option("--index-col", default=None, help="Column to use as the time index (with --series: the time column).")
 @click.option("--seed", type=int, default=None, help="Sampling seed (default: the model's).")
+@click.option("--dask", "scheduler", default=None, metavar="SCHEDULER",
+              help="Impute with Dask: local (a LocalCluster on this machine), a scheduler address "
+                   "(tcp://host:8786), or threads or sync (in this process). DATA may be a glob of Parquet or CSV files.")
+@click.option("--series", default=None, help="With --dask: the column of series ids, for many series in long format.")
+@click.option("--stream", is_flag=True,
+              help="Read the Parquet DATA in chunks and write the Parquet OUTPUT as it goes: memory stays bounded "
+                   "for series larger than memory.")
 @click.option("--quiet", is_flag=True)
 @_user_errors
-def impute(model, data, output, n_samples, quantiles, sampler, sampling_steps, index_col, seed, quiet):
-    check_writable(output, TABLE_SUFFIXES)
+def impute(model, data, output, n_samples, quantiles, sampler, sampling_steps, index_col, seed, scheduler, series,
+           stream, quiet):
     """Fill the gaps in DATA with MODEL; writes the median (and optional quantile columns)."""
     levels = _parse_quantiles(quantiles)
+    if scheduler is not None or stream or series is not None:
+        imputer = _load_imputer(model).set_params(**_params(sampler=sampler, sampling_steps=sampling_steps))
+        _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col, n_samples, seed, levels, quiet)
+        return
+    check_writable(output, TABLE_SUFFIXES)
     imputer = _load_imputer(model).set_params(verbose=not quiet, **_params(sampler=sampler, sampling_steps=sampling_steps))
     frame = read_table(data, index_col)
     result = imputer.impute(frame, n_samples=n_samples, seed=seed)
     table = result.to_frame(quantiles=levels) if levels else result.median()
     write_table(table, output)
     _echo(quiet, f"imputed {int(result.missing.sum())} cells with {result.n_samples} draws; written to {output}")
+
+
+def _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col, n_samples, seed, levels, quiet):
+    """``impute --stream`` (diffimpute.io.stream) and ``impute --dask`` (diffimpute.dask)."""
+    from diffimpute import DiffusionImputer
+
+    if not isinstance(imputer, DiffusionImputer):
+        raise ValueError("--dask, --series and --stream impute time series; this model imputes tables")
+    if stream and scheduler is not None:
+        raise ValueError("pass --stream (one process, bounded memory) or --dask (partitions on workers), not both")
+    if scheduler is None:
+        if series is not None:
+            raise ValueError("--series needs --dask (many series are imputed partition by partition)")
+        from diffimpute.io.stream import impute_parquet
+
+        report = impute_parquet(data, imputer, output, n_samples=n_samples, seed=seed, quantiles=levels,
+                                index_col=index_col, verbose=not quiet)
+        _echo(quiet, f"imputed {report.imputed_cells} cells of {report.rows} rows in {report.chunks} chunks of "
+                     f"{report.chunk_rows} rows; written to {output}")
+        return
+    from diffimpute import dask as dask_api
+
+    with dask_api.scheduler(scheduler):
+        paths = dask_api.impute(dask_api.read_dask(data, index_col, series), imputer, n_samples=n_samples, seed=seed,
+                                quantiles=levels, output=output, series=series,
+                                time=index_col if series is not None else None)
+    _echo(quiet, f"imputed with dask ({scheduler}); {len(paths)} Parquet files written to {output}")
 
 
 @cli.command()

@@ -47,13 +47,13 @@ class Windows:
 
 
 def windows_from_panel(
-    scaled: np.ndarray, positions: np.ndarray, window: int, stride: int
+    scaled: np.ndarray, positions: np.ndarray, window: int, stride: int, starts: np.ndarray | None = None
 ) -> tuple[Windows, np.ndarray]:
     """Cut a scaled panel ``(series, time, features)`` with NaNs into ``Windows`` plus their index.
 
-    ``positions`` is ``(time,)``, shared by every series.
+    ``positions`` is ``(time,)``, shared by every series; ``starts`` as in ``make_windows``.
     """
-    cut, index = make_windows(scaled, window, stride)
+    cut, index = make_windows(scaled, window, stride, starts)
     observed = ~np.isnan(cut)
     offsets = index[:, 1:2] + np.arange(window)
     window_positions = positions[offsets] - positions[index[:, 1:2]]

@@ -59,23 +59,45 @@ def to_panel(X: pd.DataFrame | np.ndarray, name: str = "X") -> np.ndarray:
     return check_data(X, name=name)
 
 
-def time_positions(X: pd.DataFrame | np.ndarray) -> np.ndarray:
+Clock = tuple[float, float]  # (first tick, typical step) of a whole series, in its ticks' units
+
+
+def time_ticks(X: pd.DataFrame | np.ndarray) -> np.ndarray | None:
+    """Each row's time as float64 (a DatetimeIndex's integer ticks or a numeric index's values), or
+    None where rows are only ordered (arrays, a RangeIndex, labels that are not times)."""
+    index = X.index if isinstance(X, pd.DataFrame) else None
+    if index is None:
+        return None
+    if isinstance(index, pd.DatetimeIndex):
+        return index.asi8.astype(np.float64)
+    if pd.api.types.is_numeric_dtype(index.dtype) and not isinstance(index, pd.RangeIndex):
+        return index.to_numpy(dtype=np.float64)
+    return None
+
+
+def series_clock(ticks: np.ndarray | None) -> Clock | None:
+    """The first tick and the median step of a whole series; None when positions are 0, 1, 2..."""
+    if ticks is None or len(ticks) < 2:
+        return None
+    step = float(np.median(np.diff(ticks)))
+    return (float(ticks[0]), step) if step > 0 else None
+
+
+def time_positions(X: pd.DataFrame | np.ndarray, clock: Clock | None = None) -> np.ndarray:
     """Time of each row in units of the typical step, so irregular timestamps reach the model.
 
     A DatetimeIndex or numeric index gives ``(t - t0) / median step``; anything else gives 0, 1, 2...
+    ``clock``: the whole series' ``(t0, step)`` (``series_clock``) when ``X`` is a part of it, so
+    the part's positions are the whole's, bit for bit; positions 0, 1, 2... need none (windows see
+    times relative to their first step).
     """
     n_time = X.shape[-2]
-    index = X.index if isinstance(X, pd.DataFrame) else None
-    if index is None or n_time < 2:
+    ticks = time_ticks(X)
+    clock = series_clock(ticks) if clock is None else clock
+    if ticks is None or clock is None:
         return np.arange(n_time, dtype=np.float64)
-    if isinstance(index, pd.DatetimeIndex):
-        ticks = index.asi8.astype(np.float64)
-    elif pd.api.types.is_numeric_dtype(index.dtype) and not isinstance(index, pd.RangeIndex):
-        ticks = index.to_numpy(dtype=np.float64)
-    else:
-        return np.arange(n_time, dtype=np.float64)
-    step = np.median(np.diff(ticks))
-    return (ticks - ticks[0]) / step if step > 0 else np.arange(n_time, dtype=np.float64)
+    origin, step = clock
+    return (ticks - origin) / step
 
 
 def from_panel(panel: np.ndarray, like: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:

@@ -68,14 +68,16 @@ def sample(
     unconditional: bool = False,
     device: torch.device | str = "cpu",
     on_chunk: Callable[[int], None] | None = None,
-    row_offset: int = 0,
+    row_ids: torch.Tensor | None = None,
 ) -> SampleOutput:
     """Draw ``n_samples`` completions of each window given the cells where ``cond_mask`` is True.
 
-    With a ``generator``, window ``i`` draws its noise from ``(generator's seed, row_offset + i)``
-    alone (``diffusion.noise.RowNoise``), so the draws do not depend on ``rows_per_pass``; a caller
-    that passes its windows in parts gives each part its ``row_offset``. Without one, the global
-    random state is used.
+    With a ``generator``, window ``i`` draws its noise from ``(generator's seed, row_ids[i])`` alone
+    (``diffusion.noise.RowNoise``), so the draws do not depend on ``rows_per_pass`` or on which other
+    windows are in the call. ``row_ids``: ``(windows,)`` or ``(windows, k)`` non-negative int64 keys
+    (default ``0 .. windows - 1``); a caller that passes its windows in parts, or that must draw a
+    window as another process would (a partition of a long series), gives each window its own key.
+    Without a generator, the global random state is used.
 
     ``value_range``: per-feature (low, high) in scaled units, each ``(features, 1)``: the clean
     estimate is clamped to it at every step (see ``diffusion.samplers``). ``on_chunk(n_windows_done)``
@@ -83,6 +85,7 @@ def sample(
     """
     model.eval()
     n_windows = len(windows)
+    row_ids = torch.arange(n_windows) if row_ids is None else row_ids
     samples_per_pass = min(n_samples, rows_per_pass)
     windows_per_pass = max(1, rows_per_pass // samples_per_pass)
     draws_out, guesses = [], []
@@ -97,8 +100,7 @@ def sample(
             count = min(samples_per_pass, n_samples - first)
             noise = generator
             if generator is not None:
-                noise = RowNoise(generator.initial_seed(), torch.arange(row_offset + rows.start, row_offset + rows.stop),
-                                 first, n_samples)
+                noise = RowNoise(generator.initial_seed(), row_ids[rows], first, n_samples)
             x, trajectory = _reverse(
                 model, sampler, condition, chunk, mask, count, prediction, noise, keep_steps, value_range, unconditional
             )

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 
@@ -20,7 +23,16 @@ def _umask() -> int:
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to a file that has no name yet, flush it to disk and give it its name.
+    """Write ``payload`` to a file that has no name yet, flush it to disk and give it its name
+    (``atomic_file``)."""
+    with atomic_file(path) as file:
+        file.write(payload)
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file to write in as many pieces as needed (a Parquet file streamed chunk by chunk)
+    that appears at ``path`` only, complete and flushed to disk, when the block ends without error.
 
     Where the system allows (Linux ``O_TMPFILE``), the data go to an unnamed file that the kernel
     removes if the process dies, even by SIGKILL; it is linked beside ``path`` and renamed into
@@ -34,9 +46,11 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     unnamed = _open_unnamed(path.parent)
     if unnamed is None:
-        _write_via_temporary(path, payload)
+        with _via_temporary(path) as file:
+            yield file
     else:
-        _write_unnamed(unnamed, path, payload)
+        with _unnamed(unnamed, path) as file:
+            yield file
     _sync_folder(path.parent)
 
 
@@ -49,11 +63,12 @@ def _open_unnamed(folder: Path) -> int | None:
         return None
 
 
-def _write_unnamed(handle: int, path: Path, payload: bytes) -> None:
+@contextmanager
+def _unnamed(handle: int, path: Path) -> Iterator[BinaryIO]:
     temporary = path.parent / f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"
     try:
         with os.fdopen(handle, "wb", closefd=False) as file:
-            file.write(payload)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         _link_unnamed(handle, temporary)  # a name only once the data are on disk
@@ -75,11 +90,12 @@ def _link_unnamed(handle: int, name: Path) -> None:
         os.close(descriptors)
 
 
-def _write_via_temporary(path: Path, payload: bytes) -> None:
+@contextmanager
+def _via_temporary(path: Path) -> Iterator[BinaryIO]:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(payload)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o666 & ~_umask())

@@ -483,7 +483,7 @@ class ImDiffusionDetector(DiffusionEstimator):
                 self.model_, sampler, repeated, ~hidden, self.n_samples, prediction=self.prediction,
                 rows_per_pass=n * self.n_masks * self.n_samples, generator=generator, keep_steps=kept,
                 value_range=value_range, unconditional=self.unconditional, device=device,
-                row_offset=start * self.n_masks,
+                row_ids=torch.arange(start * self.n_masks, (start + n) * self.n_masks),
             )
             for k, t in enumerate(kept):
                 cells = cell_scores(result.steps[t], repeated.values, self.score) * hidden

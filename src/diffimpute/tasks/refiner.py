@@ -28,6 +28,7 @@ import torch
 from diffimpute._progress import progress
 from diffimpute._validation import check_choice, check_positive_int, check_seed
 from diffimpute.data.batch import Windows
+from diffimpute.diffusion.noise import RowUniform
 from diffimpute.diffusion.parameterisation import check_prediction
 from diffimpute.diffusion.samplers import SamplerKind, make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule
@@ -281,17 +282,20 @@ class GuessRefiner(DiffusionEstimator):
         )
 
     # ------------------------------------------------------------------ validation and calibration
-    def _draw(self, model, windows: Windows, cond_mask, n_samples, steps, generator, device, on_chunk=None):
-        """Draws ``(windows, samples, features, length)`` and the guess, in scaled units."""
+    def _draw(self, model, windows: Windows, cond_mask, n_samples, steps, generator, device, on_chunk=None,
+              row_ids: torch.Tensor | None = None):
+        """Draws ``(windows, samples, features, length)`` and the guess, in scaled units; window ``i``'s
+        randomness is keyed by ``row_ids[i]`` (default ``i``, see ``engine.sampling.sample``)."""
+        row_ids = torch.arange(len(windows)) if row_ids is None else row_ids
         if not self.refines_:
-            return self._guess_draws(windows, cond_mask, n_samples, generator, device, on_chunk)
+            return self._guess_draws(windows, cond_mask, n_samples, generator, device, on_chunk, row_ids)
         sampler = self._sampler() if steps is None else make_sampler(self._noise_schedule(), "ddim", steps, eta=0.0)
         cells = self._cells_per_window()
         out = sample(model, sampler, windows, cond_mask, n_samples, prediction=self.prediction,
                      rows_per_pass=max(1, self.max_cells_per_pass // cells), generator=generator,
-                     value_range=self._value_range(), device=device, on_chunk=on_chunk)
+                     value_range=self._value_range(), device=device, on_chunk=on_chunk, row_ids=row_ids)
         if self.guess_channels_.any() and steps is None:
-            fallback = self._guess_draws(windows, cond_mask, n_samples, generator, device, None)
+            fallback = self._guess_draws(windows, cond_mask, n_samples, generator, device, None, row_ids)
             channels = torch.from_numpy(self.guess_channels_)
             out.samples[:, :, channels] = fallback.samples[:, :, channels]
         return out
@@ -311,14 +315,16 @@ class GuessRefiner(DiffusionEstimator):
                 on_chunk(len(rows))
         return torch.cat(guesses) if guesses else windows.values.clone()
 
-    def _guess_draws(self, windows: Windows, cond_mask, n_samples, generator, device, on_chunk) -> SampleOutput:
+    def _guess_draws(self, windows: Windows, cond_mask, n_samples, generator, device, on_chunk,
+                     row_ids: torch.Tensor) -> SampleOutput:
         """Draws around the guess when the model did not beat it (see ``_beats_guess``): the guess
         plus residuals drawn from its own held-out errors (``residual_quantiles_``, per feature and
-        gap length); channels outside ``_interval_channels`` keep the guess in every draw."""
+        gap length); channels outside ``_interval_channels`` keep the guess in every draw. The
+        residuals of window ``i`` are keyed by ``row_ids[i]``, as the network's noise is."""
         guess = self._guess_of(windows, cond_mask, device, on_chunk)
         if self.residual_quantiles_ is None:
             return SampleOutput(samples=guess.unsqueeze(1).repeat(1, n_samples, 1, 1), guess=guess)
-        rng = np.random.default_rng(generator.initial_seed())
+        rng = RowUniform(generator.initial_seed(), row_ids)
         scale = self.model_.residual_scale.detach().cpu().numpy() * self._interval_channels()[:, None]
         noise = quantile_draws(self.residual_quantiles_, cond_mask.numpy(), n_samples, rng) * scale
         draws = guess.unsqueeze(1) + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(guess.dtype)
@@ -466,10 +472,16 @@ class GuessRefiner(DiffusionEstimator):
         return bounds[0].view(-1, 1), bounds[1].view(-1, 1)
 
     # ------------------------------------------------------------------ drawing
-    def _draw_windows(self, windows: Windows, n_samples: int, seed: int | None, unit: str = "window"):
+    def _draw_windows(self, windows: Windows, n_samples: int, seed: int | None, unit: str = "window",
+                      row_ids: torch.Tensor | None = None):
         """Calibrated draws ``(n_samples, n_windows, channels, length)`` float64 and guesses
         ``(n_windows, channels, length)`` (None without a guess), in scaled units, observed cells
-        exact. Windows without a missing cell are not sampled: their draws are their values."""
+        exact. Windows without a missing cell are not sampled: their draws are their values.
+
+        ``row_ids``: each window's key, ``(n_windows,)`` or ``(n_windows, k)`` int64 (default its
+        number): a window's draws depend on the seed, its key and its cells alone, so a process
+        that sees only part of the data draws the windows it shares exactly as one that sees all."""
+        row_ids = torch.arange(len(windows)) if row_ids is None else row_ids
         needed = torch.from_numpy(np.flatnonzero((~windows.observed).flatten(1).any(dim=1).numpy()))
         device = resolve_device(self.device)
         self.model_.to(device)
@@ -477,7 +489,7 @@ class GuessRefiner(DiffusionEstimator):
         out = windows.values.unsqueeze(1).repeat(1, n_samples, 1, 1)
         with progress(total=len(needed), desc="imputing", unit=f"{unit}s", enabled=self.verbose) as bar:
             result = self._draw(self.model_, windows[needed], windows.observed[needed], n_samples, None,
-                                generator, device, on_chunk=bar.update)
+                                generator, device, on_chunk=bar.update, row_ids=row_ids[needed])
         out[needed] = result.samples
         draws = out.permute(1, 0, 2, 3).numpy().astype(np.float64)
         draws = rescale(draws, cell_scales(self.interval_scale_, windows.observed.numpy())[None])
