@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from diffimpute.cli.augment import augment
 from diffimpute.cli.detect import detect
 from diffimpute.io.files import (
     TABLE_SUFFIXES,
@@ -352,6 +353,7 @@ def _write_report(table: pd.DataFrame, path: str | Path) -> None:
 
 
 cli.add_command(detect)
+cli.add_command(augment)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()
