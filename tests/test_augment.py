@@ -147,6 +147,19 @@ def test_class_conditional_samples_are_recognised_by_a_classifier_trained_on_rea
     assert set(classifier.predict(augmenter.generate(60, seed=0))) == {"a", "b", "c"}
 
 
+def test_class_conditional_series_windows_follow_their_class() -> None:
+    """Two classes of windows, rising and falling: the label reaches the CSDI network's side information."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 96)
+    ramp = np.where(y[:, None] == 0, 1.0, -1.0) * np.arange(8) / 8
+    X = np.stack([ramp + 0.1 * rng.standard_normal((96, 8)), rng.standard_normal((96, 8))], axis=-1)
+    augmenter = DiffusionAugmenter(**{**TINY, "channels": 16, "max_epochs": 60, "learning_rate": 3e-3}).fit(X, y)
+    asked = np.repeat([0, 1], 20)
+    generated = augmenter.generate(len(asked), asked, seed=0)
+    falling = generated[:, -1, 0] < generated[:, 0, 0]
+    assert (falling == (asked == 1)).mean() > 0.8  # chance is 1/2
+
+
 def test_guidance_zero_is_the_unconditional_model_and_one_pass_serves_both() -> None:
     torch.manual_seed(0)
     model = TabularDenoiser(3, hidden=16, n_layers=1, n_classes=2)

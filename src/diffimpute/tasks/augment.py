@@ -387,12 +387,13 @@ class DiffusionAugmenter(DiffusionEstimator):
             return CSDIDenoiser(n_features=n_channels, channels=self.channels, n_layers=self.n_layers,
                                 n_heads=self.n_heads, dropout=self.dropout, n_classes=n_classes)
         try:
-            from diffimpute.nn.unet import UNet
+            from diffimpute.nn.unet import UNetDenoiser
         except ImportError:
             raise ValueError("images need the 2-D UNet (diffimpute.nn.unet), which this build of diffimpute does "
                              "not include; flatten the images to a table (n, pixels) meanwhile") from None
         height, width = self.sample_shape_[:2]
-        return UNet(n_channels, height=height, width=width, n_classes=n_classes)
+        return UNetDenoiser(n_channels, height, width, channels=self.channels, dropout=self.dropout,
+                            n_classes=n_classes)
 
     def _loss_fn(self):
         """Every observed cell a target, nothing given; labels dropped to the null class at random."""
