@@ -35,6 +35,7 @@ LOADERS = {"breast_cancer": load_breast_cancer, "wine": load_wine, "digits": loa
 # Fit-time settings; each is fitted once per table and seed, then sampled with every SAMPLING setting.
 CONFIGS = {
     "default": {},
+    "no-holdout": {"validation_fraction": 0.0},
     "v": {"prediction": "v"},
     "x0": {"prediction": "x0"},
     "cosine": {"schedule": "cosine"},

@@ -244,6 +244,8 @@ def test_bad_input_gives_clear_errors(fitted_table, table) -> None:
         (lambda: DiffusionAugmenter(**TINY, kind="series").fit(table), "DataFrame is a table"),
         (lambda: DiffusionAugmenter(**TINY, kind="cube").fit(X), "kind must be one of"),
         (lambda: DiffusionAugmenter(**TINY, label_dropout=1.0).fit(X), "label_dropout"),
+        (lambda: DiffusionAugmenter(**TINY, validation_fraction=1.0).fit(X), "validation_fraction"),
+        (lambda: DiffusionAugmenter(**TINY, patience=0).fit(X), "patience must be"),
     ]
     for call, message in cases:
         with pytest.raises(ValueError, match=message):

@@ -60,6 +60,7 @@ from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, resolve_d
 
 AugmentKind = Literal["auto", "table", "series", "image"]
 _MIN_ROWS = 8  # fewer samples than this are too few to learn a distribution from
+_VALIDATION_DRAWS = 2048  # (held-out sample, step, noise) triples the held-out loss averages over
 
 
 # ------------------------------------------------------------------------- helpers
@@ -142,6 +143,10 @@ class DiffusionAugmenter(DiffusionEstimator):
     guidance_scale: classifier-free guidance for ``generate(n, y)`` and ``vary(X, s, y)``: 1 is the
         plain class-conditional model, larger values push samples towards their class, 0 ignores it.
     max_epochs, batch_size, learning_rate, weight_decay, ema_decay: training on the engine's loop.
+    validation_fraction: share of the samples held out from training; the weights kept are those
+        with the lowest denoising loss on them, and training stops after ``patience`` checks
+        without a gain. On small data a model trained on past that point starts to reproduce its
+        training samples instead of new ones. 0: no held-out samples, the last weights are kept.
     time_budget: seconds for the whole ``fit`` (None: no limit; it also stops at ``max_epochs``).
     sampler, sampling_steps, ddim_eta: the reverse process (``"ddpm"`` visits every step;
         ``"ddim"`` takes ``sampling_steps``, None: all of them).
@@ -178,6 +183,8 @@ class DiffusionAugmenter(DiffusionEstimator):
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-6,
         ema_decay: float | None = None,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
         time_budget: float | None = 60.0,
         sampler: SamplerKind = "ddpm",
         sampling_steps: int | None = None,
@@ -207,6 +214,8 @@ class DiffusionAugmenter(DiffusionEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.ema_decay = ema_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
         self.time_budget = time_budget
         self.sampler = sampler
         self.sampling_steps = sampling_steps
@@ -225,10 +234,12 @@ class DiffusionAugmenter(DiffusionEstimator):
         check_prediction(self.prediction)
         check_choice(self.sampler, get_args(SamplerKind), "sampler")
         for name in ("hidden", "n_layers", "channels", "n_heads", "diffusion_steps", "max_epochs", "batch_size",
-                     "max_cells_per_pass"):
+                     "patience", "max_cells_per_pass"):
             check_positive_int(getattr(self, name), name)
         if self.channels % self.n_heads:
             raise ValueError(f"channels ({self.channels}) must be a multiple of n_heads ({self.n_heads})")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if not 0 <= self.label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
         _check_guidance(self.guidance_scale)
@@ -452,17 +463,51 @@ class DiffusionAugmenter(DiffusionEstimator):
         self._fit_domain(encoded)
         windows = self._windows(scaled, label)
         windows = windows[torch.from_numpy(np.flatnonzero(windows.observed.flatten(1).any(1).numpy()))]
+        train_windows, held = self._split(windows)
         device = resolve_device(self.device)
         with self._seeded(device):
             self.model_ = self._build_model()
             remaining = None if self.time_budget is None else max(1.0, self.time_budget - (time.perf_counter() - started))
             config = TrainConfig(max_epochs=self.max_epochs, batch_size=self.batch_size,
                                  learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-                                 patience=self.max_epochs, ema_decay=self.ema_decay, time_budget=remaining)
-            self.history_ = train(self.model_, self._loss_fn(), windows, config, seed=self.random_state,
-                                  device=device, progress=self.verbose)
+                                 patience=self.patience, ema_decay=self.ema_decay, time_budget=remaining)
+            self.history_ = train(self.model_, self._loss_fn(), train_windows, config,
+                                  validate=None if held is None else self._held_out_loss(held, device),
+                                  seed=self.random_state, device=device, progress=self.verbose)
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _split(self, windows: Windows) -> tuple[Windows, Windows | None]:
+        """Training samples and held-out ones (``validation_fraction`` of them, at random; None if none)."""
+        n_held = int(self.validation_fraction * len(windows))
+        if n_held < 1:
+            return windows, None
+        order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(self.random_state))
+        return windows[order[n_held:]], windows[order[:n_held]]
+
+    def _held_out_loss(self, held: Windows, device: torch.device):
+        """Model selection: the denoising loss on the held-out samples, each at a few fixed diffusion
+        steps with fixed noise, so that every check scores the same problem."""
+        schedule, prediction = self._noise_schedule(), self.prediction
+        repeats = max(1, min(16, _VALIDATION_DRAWS // len(held)))
+        batch = held.repeat_each(repeats).to(device)
+        generator = torch.Generator().manual_seed(self.random_state)
+        steps = torch.randint(0, schedule.n_steps, (len(batch),), generator=generator).to(device)
+        rows_per_pass = max(1, self.max_cells_per_pass // (batch.values.shape[1] * batch.values.shape[2]))
+        nothing = torch.zeros_like(batch.observed)
+
+        def score(model) -> float:
+            noise = torch.Generator(device=device).manual_seed(self.random_state)
+            total, cells = 0.0, 0.0
+            for rows in torch.arange(len(batch), device=device).split(rows_per_pass):
+                part = batch[rows]
+                weight = float(part.observed.sum())
+                loss = denoising_loss(model, schedule, part, nothing[rows], part.observed, noise, prediction,
+                                      steps=steps[rows])
+                total, cells = total + float(loss) * weight, cells + weight
+            return total / max(cells, 1.0)
+
+        return score
 
     def _fit_domain(self, encoded: _Encoded) -> None:
         """Observed range and whole-number flag of each numeric column (tables) or feature (series, images)."""
