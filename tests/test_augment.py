@@ -252,6 +252,8 @@ def test_bad_input_gives_clear_errors(fitted_table, table) -> None:
             call()
     with pytest.raises(ValueError, match="entirely missing"):
         DiffusionAugmenter(**TINY).fit(table.assign(x=np.nan))
+    with pytest.raises(ValueError, match="infinite"):
+        DiffusionAugmenter(**TINY).fit(table.assign(x=np.inf))
 
 
 def test_unfitted_augmenter_says_so() -> None:

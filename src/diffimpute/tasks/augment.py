@@ -286,6 +286,8 @@ class DiffusionAugmenter(DiffusionEstimator):
                 self.encoder_ = TableEncoder.of(frame)
                 self.dtypes_ = [_column_dtype(column) for _, column in frame.items()] if kind == "frame" else None
             codes = self.encoder_.codes(frame)
+            if np.isinf(codes).any():
+                raise ValueError("X has infinite values; replace them with NaN (missing) or drop those rows")
             return _Encoded(self.encoder_.encode(codes)[:, :, None])
         panel = to_panel(X.reshape(X.shape[0], -1, X.shape[-1]) if kind == "image" and X.ndim == 4 else X)
         if kind == "image" and X.ndim == 3:
@@ -310,8 +312,6 @@ class DiffusionAugmenter(DiffusionEstimator):
             raise ValueError(f"an array X must be numeric (got {X.dtype}); pass a DataFrame for categorical columns") from None
         if array.size == 0:
             raise ValueError(f"X is empty (shape {array.shape}); pass at least one row and column")
-        if np.isinf(array).any():
-            raise ValueError("X has infinite values; replace them with NaN (missing) or drop those rows")
         return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
 
     def _scaled(self, encoded: _Encoded) -> np.ndarray:
@@ -333,7 +333,7 @@ class DiffusionAugmenter(DiffusionEstimator):
             flat = self.encoder_.decode(flat[:, 0])
         low, high = self.value_range_
         clipped = np.where(np.isnan(low), flat, np.clip(flat, np.nan_to_num(low), np.nan_to_num(high)))
-        return self.domain_.apply(clipped) if self.domain_ is not None else clipped
+        return self.domain_.apply(clipped)
 
     def _output(self, codes: np.ndarray, index: pd.Index | None = None):
         """Values in the data's units -> the fitted form: a DataFrame with the fitted columns and dtypes,
