@@ -126,7 +126,11 @@ class DiffusionAugmenter(DiffusionEstimator):
     """Generate new samples like the training data (optionally of a given class), or vary real ones.
 
     Defaults are sized for a laptop CPU: a 60 s training budget, a 3-block MLP of width 256 for
-    tables, a 2-layer 32-channel CSDI network for series, 50 diffusion steps.
+    tables, a 3-layer 32-channel CSDI network for series, a 32-channel UNet for images, 50
+    diffusion steps sampled by DDPM. The fit-time settings were compared by train-on-synthetic,
+    test-on-real accuracy on validation rows (``bench/tune_augmenter.py``); the alternatives
+    (``v`` or ``x0`` prediction, cosine schedule, 100 steps, EMA, wider or larger batches,
+    guidance 2) were no better within that measurement's noise.
 
     Parameters
     ----------
