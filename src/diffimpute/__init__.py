@@ -10,15 +10,16 @@ from pathlib import Path  # noqa: E402
 from diffimpute.engine.checkpoint import load_checkpoint  # noqa: E402
 from diffimpute.report.quality import QualityReport, quality_report, write_report  # noqa: E402
 from diffimpute.tasks.anomaly import ImDiffusionDetector  # noqa: E402
+from diffimpute.tasks.augment import DiffusionAugmenter  # noqa: E402
 from diffimpute.tasks.evaluate import evaluate_methods  # noqa: E402
 from diffimpute.tasks.imputer import DiffusionImputer, LatentDiffusionImputer  # noqa: E402
 from diffimpute.tasks.result import ImputationResult, TableImputationResult  # noqa: E402
 from diffimpute.tasks.tabular import TabularImputer  # noqa: E402
 
-_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, TabularImputer, ImDiffusionDetector)}
+_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, TabularImputer, ImDiffusionDetector, DiffusionAugmenter)}
 
 
-def load(path: str | Path) -> DiffusionImputer | TabularImputer | ImDiffusionDetector:
+def load(path: str | Path) -> DiffusionImputer | TabularImputer | ImDiffusionDetector | DiffusionAugmenter:
     """Load any model saved with ``.save(path)`` or the CLI; the file says which estimator it is."""
     _, metadata = load_checkpoint(path, tensors=False)
     name = metadata.get("estimator")
@@ -37,6 +38,7 @@ def report(frame, path: str | Path | None = None, **options) -> QualityReport:
 
 
 __all__ = [
+    "DiffusionAugmenter",
     "DiffusionImputer",
     "ImDiffusionDetector",
     "ImputationResult",

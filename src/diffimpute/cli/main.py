@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from diffimpute.cli.augment import augment
 from diffimpute.cli.detect import detect
 from diffimpute.io.files import (
     TABLE_SUFFIXES,
@@ -438,6 +439,7 @@ def _write_report(table: pd.DataFrame, path: str | Path) -> None:
 
 
 cli.add_command(detect)
+cli.add_command(augment)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

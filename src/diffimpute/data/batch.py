@@ -21,6 +21,9 @@ class Windows:
         of every cell from a latent prior; the denoiser sees it beside the observed values.
     mask_index: optional ``(n,)`` int64, which of a task's fixed masks chose the targets of each
         window (the detector's grating masks); the denoiser embeds it.
+    label: optional ``(n,)`` int64 class of each window for class-conditional generation
+        (``tasks.augment``); a denoiser built with ``n_classes`` embeds it, ``n_classes`` itself
+        being the null class of classifier-free guidance.
     """
 
     values: torch.Tensor
@@ -28,6 +31,7 @@ class Windows:
     positions: torch.Tensor
     prior: torch.Tensor | None = None
     mask_index: torch.Tensor | None = None
+    label: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.values.shape[0]
@@ -43,7 +47,7 @@ class Windows:
         return Windows(*(None if t is None else t.repeat_interleave(times, 0) for t in self._tensors()))
 
     def _tensors(self) -> tuple[torch.Tensor | None, ...]:
-        return self.values, self.observed, self.positions, self.prior, self.mask_index
+        return self.values, self.observed, self.positions, self.prior, self.mask_index, self.label
 
 
 def windows_from_panel(

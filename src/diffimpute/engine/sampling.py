@@ -11,10 +11,25 @@ values in a conditioning channel and as zeros in the noisy input. ``unconditiona
 ImDiffusion's imputed diffusion: no clean value reaches the network; the conditioning cells enter
 the noisy input forward-noised to the current step, so each step's estimate sees the context at
 that step's noise level.
+
+Class-conditional draws. Windows with a ``label`` reach a denoiser built with ``n_classes``;
+``guidance_scale`` w != 1 turns on classifier-free guidance (Ho & Salimans 2022): every step also
+asks for the null class's prediction, in the same network pass, and steps on
+``eps_null + w (eps_label - eps_null)`` (w = 1: the plain conditional model, w = 0: unconditional).
+
+Variations of real windows. ``strength`` s in [0, 1] starts the reverse process part-way (SDEdit,
+Meng et al. 2022; DA-Fusion's augmentation): the windows' own values, forward-noised to the
+sampler's step ``ceil(s * n_steps)`` from the end, are denoised from there, so s = 0 returns them
+unchanged and s = 1 draws afresh. Cells that are neither observed nor conditioning are generated:
+the process then runs from pure noise and, until the start step, the observed cells are put back
+forward-noised to each step (RePaint's replacement, Lugmayr et al. 2022), so the generated cells
+fit the observed ones when those start to move.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
@@ -49,7 +64,25 @@ def condition_of(
     given = torch.zeros_like(windows.values) if unconditional else windows.values * cond_mask
     given = given.unsqueeze(1)
     channels = given if windows.prior is None else torch.cat([given, windows.prior], dim=1)
-    return model.condition(channels, cond_mask, windows.positions, windows.mask_index)
+    return model.condition(channels, cond_mask, windows.positions, windows.mask_index, label=windows.label)
+
+
+def _paired(first: Condition, second: Condition) -> Condition:
+    """Two conditions stacked along the batch axis, so that one network pass serves both."""
+    return Condition(
+        input_bias=torch.cat([first.input_bias, second.input_bias]),
+        side=[torch.cat(pair) for pair in zip(first.side, second.side)],
+        guess=None if first.guess is None else torch.cat([first.guess, second.guess]),
+    )
+
+
+def start_index(sampler: DDPMSampler | DDIMSampler, strength: float) -> int:
+    """Index into ``sampler.timesteps`` where a variation of strength ``strength`` starts: the last
+    ``ceil(strength * n_steps)`` steps are run (none at 0, all at 1)."""
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be between 0 (a copy) and 1 (a fresh sample), got {strength!r}")
+    n_steps = len(sampler.timesteps)
+    return n_steps - math.ceil(strength * n_steps)
 
 
 @torch.no_grad()
@@ -69,6 +102,8 @@ def sample(
     device: torch.device | str = "cpu",
     on_chunk: Callable[[int], None] | None = None,
     row_ids: torch.Tensor | None = None,
+    guidance_scale: float = 1.0,
+    strength: float | None = None,
 ) -> SampleOutput:
     """Draw ``n_samples`` completions of each window given the cells where ``cond_mask`` is True.
 
@@ -82,8 +117,15 @@ def sample(
     ``value_range``: per-feature (low, high) in scaled units, each ``(features, 1)``: the clean
     estimate is clamped to it at every step (see ``diffusion.samplers``). ``on_chunk(n_windows_done)``
     is called after each chunk, for progress bars.
+
+    ``guidance_scale``: classifier-free guidance for windows with a ``label`` (module notes).
+    ``strength``: None draws afresh; a number in [0, 1] varies the windows' observed values
+    (module notes). With any cell of ``windows`` neither observed nor conditioning, every window
+    runs every step, so a caller varying many windows passes those with gaps apart.
     """
     model.eval()
+    start_step = None if strength is None else start_index(sampler, strength)
+    first_step = 0 if start_step is None or not (windows.observed | cond_mask).all() else start_step
     n_windows = len(windows)
     row_ids = torch.arange(n_windows) if row_ids is None else row_ids
     samples_per_pass = min(n_samples, rows_per_pass)
@@ -95,6 +137,10 @@ def sample(
         chunk = windows[rows].to(device)
         mask = cond_mask[rows].to(device)
         condition = condition_of(model, chunk, mask, unconditional)
+        guided = None
+        if guidance_scale != 1 and chunk.label is not None:
+            null = dataclasses.replace(chunk, label=torch.full_like(chunk.label, model.n_classes))
+            guided = (_paired(condition, condition_of(model, null, mask, unconditional)), guidance_scale)
         draws, kept = [], {t: [] for t in keep_steps}
         for first in range(0, n_samples, samples_per_pass):
             count = min(samples_per_pass, n_samples - first)
@@ -102,7 +148,8 @@ def sample(
             if generator is not None:
                 noise = RowNoise(generator.initial_seed(), row_ids[rows], first, n_samples)
             x, trajectory = _reverse(
-                model, sampler, condition, chunk, mask, count, prediction, noise, keep_steps, value_range, unconditional
+                model, sampler, condition, chunk, mask, count, prediction, noise, keep_steps, value_range, unconditional,
+                guided, start_step, first_step,
             )
             draws.append(x)
             for t, x0 in trajectory.items():
@@ -122,7 +169,9 @@ def sample(
 
 
 def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction, noise, keep_steps, value_range,
-             unconditional):
+             unconditional, guided=None, start=None, first_step=0):
+    """One chunk's reverse process. ``guided``: (label and null conditions stacked, guidance scale);
+    ``start``: where the observed non-conditioning cells start to move, run from ``first_step``."""
     batch, n_features, length = chunk.values.shape
     given = mask.unsqueeze(1)
     values = chunk.values.unsqueeze(1)
@@ -134,16 +183,29 @@ def _reverse(model, sampler, condition, chunk: Windows, mask, count, prediction,
     alpha_bars = sampler.schedule.alpha_bars
     trajectory = {}
     given_residual = model.to_residual(values, condition) if unconditional else None
+    known = None if start is None else (chunk.observed & ~mask).unsqueeze(1)
+    clean = None if start is None else model.to_residual(values, condition)
     for i, t in enumerate(sampler.timesteps):
+        if i < first_step:
+            continue
         alpha_bar = alpha_bars[t].to(device=x.device, dtype=x.dtype)
+        if known is not None and i <= start:  # until the start: the observed cells, noised to this step
+            x = torch.where(known, alpha_bar.sqrt() * clean + (1 - alpha_bar).sqrt() * fresh_noise(noise, x), x)
         if unconditional:
             context = fresh_noise(noise, x)
             seen = torch.where(given, alpha_bar.sqrt() * given_residual + (1 - alpha_bar).sqrt() * context, x)
         else:
             seen = x * ~given
-        output = model(seen, torch.tensor([t], device=x.device), condition)
-        eps = to_epsilon(output, x, alpha_bar, prediction)
+        step = torch.tensor([t], device=x.device)
+        if guided is None:
+            eps = to_epsilon(model(seen, step, condition), x, alpha_bar, prediction)
+        else:
+            paired, scale = guided
+            with_label, without = to_epsilon(model(torch.cat([seen, seen]), step, paired), torch.cat([x, x]),
+                                             alpha_bar, prediction).chunk(2)
+            eps = without + scale * (with_label - without)
         x, x0_hat = sampler.step(eps, i, x, noise, residual_range)
         if t in keep_steps:
             trajectory[t] = torch.where(given, values, model.from_residual(x0_hat, condition))
-    return torch.where(given, values, model.from_residual(x, condition)), trajectory
+    kept = given if known is None or start < len(sampler.timesteps) else given | known  # strength 0: a copy
+    return torch.where(kept, values, model.from_residual(x, condition)), trajectory

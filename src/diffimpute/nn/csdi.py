@@ -12,6 +12,9 @@ every cell as one more conditioning channel and the diffusion runs over the resi
 Mask index. A task that hides cells with a few fixed masks (the detector's grating masks) can tell
 the network which one is in use (``n_mask_ids``): a learned embedding of the index joins the side
 information, as in the released ImDiffusion code, so the network knows where the targets lie.
+
+Class label. Built with ``n_classes``, the denoiser adds the label's embedding (``nn.denoiser``) to
+the side information of every cell, as it adds the mask index.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class CSDIDenoiser(ResidualDenoiser):
         diffusion runs over the residual (see the module notes).
     n_mask_ids, d_mask: number of distinct mask indices and the size of their embedding (0: the
         network is not told which mask hid the targets).
+    n_classes, d_label: number of class labels and the size of their embedding (0: no labels).
     """
 
     def __init__(
@@ -89,11 +93,14 @@ class CSDIDenoiser(ResidualDenoiser):
         guess: nn.Module | None = None,
         n_mask_ids: int = 0,
         d_mask: int = 16,
+        n_classes: int = 0,
+        d_label: int = 16,
     ) -> None:
-        super().__init__(n_features, guess)
+        super().__init__(n_features, guess, n_classes, d_label)
         self.channels = channels
         self.d_time = d_time
-        side_dim = d_time + d_feature + 1 + (d_mask if n_mask_ids else 0)  # time, feature, cond mask, mask index
+        # time, feature, cond mask, mask index, label
+        side_dim = d_time + d_feature + 1 + (d_mask if n_mask_ids else 0) + (d_label if n_classes else 0)
         self.step_embedding = StepEmbedding(d_step)
         self.feature_embedding = nn.Embedding(n_features, d_feature)
         self.mask_embedding = nn.Embedding(n_mask_ids, d_mask) if n_mask_ids else None
@@ -113,12 +120,14 @@ class CSDIDenoiser(ResidualDenoiser):
         cond_mask: torch.Tensor,
         positions: torch.Tensor,
         mask_index: torch.Tensor | None = None,
+        label: torch.Tensor | None = None,
     ) -> Condition:
         """Precompute everything that does not depend on the diffusion step.
 
         cond_channels: ``(batch, n_cond_channels, features, length)``; cond_mask: ``(batch, features,
         length)``, True where a value is given as condition; positions: ``(batch, length)`` times;
-        mask_index: ``(batch,)`` int64, which mask hid the targets (required with ``n_mask_ids``).
+        mask_index: ``(batch,)`` int64, which mask hid the targets (required with ``n_mask_ids``);
+        label: ``(batch,)`` int64 class (with ``n_classes``; None: the null class).
         """
         batch, _, n_features, length = cond_channels.shape
         if (mask_index is None) != (self.mask_embedding is None):
@@ -135,6 +144,9 @@ class CSDIDenoiser(ResidualDenoiser):
         ]
         if self.mask_embedding is not None:
             parts.append(self.mask_embedding(mask_index).view(batch, 1, 1, -1).expand(batch, n_features, length, -1))
+        label_vector = self.embed_label(label, batch)
+        if label_vector is not None:
+            parts.append(label_vector.view(batch, 1, 1, -1).expand(batch, n_features, length, -1))
         side = torch.cat(parts, dim=-1)
         return Condition(
             input_bias=self.cond_input(cond_channels.permute(0, 2, 3, 1)),

@@ -1,11 +1,16 @@
 """What every denoiser shares: the step-independent ``Condition`` and the residual from the guess.
 
 The engine (``engine.sampling``, ``engine.denoising``) talks to a denoiser through four calls:
-``condition(cond_channels, cond_mask, positions, mask_index)`` once per batch of windows,
+``condition(cond_channels, cond_mask, positions, mask_index, label=)`` once per batch of windows,
 ``forward(x_noisy, steps, condition)`` once per diffusion step, and ``to_residual`` /
 ``from_residual`` around them. With a ``guess`` module (``nn.guess``) the diffusion runs over
 ``(x - guess) / residual_scale``: the per-feature scale (a buffer set at fit time to the spread of
 the guess's errors) gives the residual unit variance, as the noise schedule assumes.
+
+Class labels. A denoiser built with ``n_classes > 0`` learns one vector per class plus one for the
+null class (index ``n_classes``), which it is trained on for a share of windows whatever their
+class, so the same network predicts with and without a label (classifier-free guidance, Ho &
+Salimans 2022; ``engine.sampling``). A window passed with no label gets the null class.
 """
 
 from __future__ import annotations
@@ -31,13 +36,29 @@ class Condition:
 
 
 class ResidualDenoiser(nn.Module):
-    """Base of the denoisers: holds the guess module and the residual scale ``(features, 1)``."""
+    """Base of the denoisers: holds the guess module, the residual scale ``(features, 1)`` and,
+    with ``n_classes > 0``, the class embedding ``(n_classes + 1, d_label)``."""
 
-    def __init__(self, n_features: int, guess: nn.Module | None) -> None:
+    def __init__(self, n_features: int, guess: nn.Module | None, n_classes: int = 0, d_label: int = 16) -> None:
         super().__init__()
+        if n_classes < 0:
+            raise ValueError(f"n_classes must be >= 0 (0: no class labels), got {n_classes}")
         self.n_features = n_features
         self.guess = guess
+        self.n_classes = n_classes
+        self.label_embedding = nn.Embedding(n_classes + 1, d_label) if n_classes else None
         self.register_buffer("residual_scale", torch.ones(n_features, 1))
+
+    def embed_label(self, label: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """``(batch, d_label)`` the embedding of ``label (batch,)`` (None: the null class); None for a
+        denoiser without classes, which must then get no label."""
+        if self.label_embedding is None:
+            if label is not None:
+                raise ValueError("this denoiser was built without class labels (n_classes=0); pass label=None")
+            return None
+        if label is None:
+            label = torch.full((batch,), self.n_classes, dtype=torch.long, device=self.label_embedding.weight.device)
+        return self.label_embedding(label)
 
     def first_guess(self, cond_channels: torch.Tensor, cond_mask: torch.Tensor,
                     positions: torch.Tensor) -> torch.Tensor | None:

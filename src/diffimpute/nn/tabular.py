@@ -43,12 +43,16 @@ class TabularDenoiser(ResidualDenoiser):
     n_cond_channels: conditioning channels per cell; channel 0 holds the given values.
     guess: optional first-guess module (``nn.guess``); its estimate is one more input and the
         diffusion runs over the residual from it.
+    n_classes, d_label: number of class labels and the size of their embedding, one more input of
+        the conditioning projection (0: no labels; see ``nn.denoiser``).
     """
 
     def __init__(self, n_features: int, hidden: int = 256, n_layers: int = 3, d_step: int = 64,
-                 n_cond_channels: int = 1, dropout: float = 0.0, guess: nn.Module | None = None) -> None:
-        super().__init__(n_features, guess)
+                 n_cond_channels: int = 1, dropout: float = 0.0, guess: nn.Module | None = None,
+                 n_classes: int = 0, d_label: int = 16) -> None:
+        super().__init__(n_features, guess, n_classes, d_label)
         inputs = n_features * (n_cond_channels + 1 + (guess is not None))  # channels, given mask, guess
+        inputs += d_label if n_classes else 0
         self.hidden = hidden
         self.cond_input = nn.Linear(inputs, hidden)
         self.noisy_input = nn.Linear(n_features, hidden, bias=False)
@@ -61,8 +65,9 @@ class TabularDenoiser(ResidualDenoiser):
         nn.init.zeros_(self.output.bias)
 
     def condition(self, cond_channels: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor,
-                  mask_index: torch.Tensor | None = None) -> Condition:
-        """cond_channels ``(batch, n_cond_channels, features, 1)``; cond_mask ``(batch, features, 1)``."""
+                  mask_index: torch.Tensor | None = None, label: torch.Tensor | None = None) -> Condition:
+        """cond_channels ``(batch, n_cond_channels, features, 1)``; cond_mask ``(batch, features, 1)``;
+        label ``(batch,)`` int64 class (with ``n_classes``; None: the null class)."""
         if cond_channels.shape[-1] != 1:
             raise ValueError(f"the tabular denoiser takes rows (windows of length 1), got length {cond_channels.shape[-1]}")
         if mask_index is not None:
@@ -71,6 +76,9 @@ class TabularDenoiser(ResidualDenoiser):
         parts = [cond_channels.flatten(1), cond_mask.flatten(1).to(cond_channels.dtype)]
         if guess is not None:
             parts.append(guess.flatten(1))
+        label_vector = self.embed_label(label, len(cond_channels))
+        if label_vector is not None:
+            parts.append(label_vector)
         return Condition(input_bias=self.cond_input(torch.cat(parts, dim=1)), guess=guess)
 
     def forward(self, x_noisy: torch.Tensor, steps: torch.Tensor, condition: Condition) -> torch.Tensor:
