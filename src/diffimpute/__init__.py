@@ -11,14 +11,19 @@ from diffimpute.engine.checkpoint import load_checkpoint  # noqa: E402
 from diffimpute.report.quality import QualityReport, quality_report, write_report  # noqa: E402
 from diffimpute.tasks.anomaly import ImDiffusionDetector  # noqa: E402
 from diffimpute.tasks.evaluate import evaluate_methods  # noqa: E402
+from diffimpute.tasks.image import ImageInpainter  # noqa: E402
 from diffimpute.tasks.imputer import DiffusionImputer, LatentDiffusionImputer  # noqa: E402
-from diffimpute.tasks.result import ImputationResult, TableImputationResult  # noqa: E402
+from diffimpute.tasks.result import (  # noqa: E402
+    ImageInpaintingResult,
+    ImputationResult,
+    TableImputationResult,
+)
 from diffimpute.tasks.tabular import TabularImputer  # noqa: E402
 
-_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, TabularImputer, ImDiffusionDetector)}
+_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, TabularImputer, ImDiffusionDetector, ImageInpainter)}
 
 
-def load(path: str | Path) -> DiffusionImputer | TabularImputer | ImDiffusionDetector:
+def load(path: str | Path) -> DiffusionImputer | TabularImputer | ImDiffusionDetector | ImageInpainter:
     """Load any model saved with ``.save(path)`` or the CLI; the file says which estimator it is."""
     _, metadata = load_checkpoint(path, tensors=False)
     name = metadata.get("estimator")
@@ -39,6 +44,8 @@ def report(frame, path: str | Path | None = None, **options) -> QualityReport:
 __all__ = [
     "DiffusionImputer",
     "ImDiffusionDetector",
+    "ImageInpainter",
+    "ImageInpaintingResult",
     "ImputationResult",
     "QualityReport",
     "TableImputationResult",

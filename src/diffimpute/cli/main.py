@@ -17,6 +17,7 @@ import click
 import pandas as pd
 
 from diffimpute.cli.detect import detect
+from diffimpute.cli.image import inpaint
 from diffimpute.io.files import (
     TABLE_SUFFIXES,
     atomic_write_bytes,
@@ -352,6 +353,7 @@ def _write_report(table: pd.DataFrame, path: str | Path) -> None:
 
 
 cli.add_command(detect)
+cli.add_command(inpaint)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()
