@@ -6,7 +6,8 @@ and rectangles (an occluder, a cut-out, a lost block of a compressed image).
 
 Training targets (``image_targets``) take, per image, scattered pixels at a rate drawn uniformly
 from [0, 1) or one rectangle whose sides are drawn uniformly from 1 to the image's, half the images
-each, so the model learns every amount of context and both shapes. Like every target strategy
+each, so the model learns every amount of context and both shapes; narrower ranges give typical
+holes to check a model on. Like every target strategy
 (``masking.targets``), an image with at least two observed pixels hides at least one and keeps
 at least one.
 
@@ -24,12 +25,13 @@ from diffimpute._validation import check_positive_int
 # ---------------------------------------------------------------------------- training targets
 
 
-def _rectangles(batch: int, height: int, width: int, generator: torch.Generator,
+def _rectangles(batch: int, max_height: int, max_width: int, height: int, width: int, generator: torch.Generator,
                 device: torch.device) -> torch.Tensor:
-    """One rectangle per image, sides uniform in [1, height] x [1, width], placed uniformly: ``(batch, H * W)``."""
+    """One rectangle per image, sides uniform in [1, max_height] x [1, max_width], placed uniformly
+    inside ``height x width``: ``(batch, H * W)``."""
     sides = torch.rand(batch, 2, generator=generator, device=device)
-    tall = (sides[:, 0] * height).long() + 1
-    wide = (sides[:, 1] * width).long() + 1
+    tall = (sides[:, 0] * max_height).long() + 1
+    wide = (sides[:, 1] * max_width).long() + 1
     corner = torch.rand(batch, 2, generator=generator, device=device)
     top = (corner[:, 0] * (height - tall + 1)).long()
     left = (corner[:, 1] * (width - wide + 1)).long()
@@ -40,19 +42,23 @@ def _rectangles(batch: int, height: int, width: int, generator: torch.Generator,
     return inside.view(batch, height * width)
 
 
-def image_targets(observed: torch.Tensor, height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+def image_targets(observed: torch.Tensor, height: int, width: int, generator: torch.Generator,
+                  rates: tuple[float, float] = (0.0, 1.0), largest: float = 1.0) -> torch.Tensor:
     """Training targets ``(batch, channels, H * W)`` for images observed where ``observed`` (same shape).
 
-    Half the images hide scattered pixels, half one rectangle (see the module notes); a pixel is
-    hidden in every channel it is observed in.
+    Half the images hide scattered pixels at a rate drawn uniformly from ``rates``, half one
+    rectangle whose sides are at most ``largest`` times the image's (see the module notes); a
+    pixel is hidden in every channel it is observed in.
     """
     batch, _, length = observed.shape
     device = observed.device
     pixels = observed.any(dim=1)  # (batch, H*W)
-    rate = torch.rand(batch, 1, generator=generator, device=device)
+    rate = rates[0] + (rates[1] - rates[0]) * torch.rand(batch, 1, generator=generator, device=device)
     scattered = torch.rand(batch, length, generator=generator, device=device) < rate
     use_scattered = torch.rand(batch, 1, generator=generator, device=device) < 0.5
-    hidden = torch.where(use_scattered, scattered, _rectangles(batch, height, width, generator, device)) & pixels
+    rectangles = _rectangles(batch, max(1, round(largest * height)), max(1, round(largest * width)), height, width,
+                             generator, device)
+    hidden = torch.where(use_scattered, scattered, rectangles) & pixels
     # The contract: at least one hidden and one kept pixel where two or more are observed.
     pick = torch.rand(batch, length, generator=generator, device=device).masked_fill(~pixels, -1.0).argmax(dim=1)
     n_hidden, n_pixels = hidden.sum(dim=1), pixels.sum(dim=1)
