@@ -189,13 +189,16 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
     def _random_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self._training_targets(observed, generator)
 
-    def _build_model(self, prior=None) -> UNetDenoiser:
+    def _build_model(self, prior: NeighbourGuess | None = None) -> UNetDenoiser:
+        """The UNet around its guess; ``prior`` is the neighbour guess with its bank filled (empty
+        when rebuilding a saved model, whose bank is then loaded with the weights)."""
         layout = self.layout_
         guess = None
         if self.guess == "harmonic":
             guess = HarmonicGuess(layout.height, layout.width)
         elif self.guess == "neighbours":
-            guess = NeighbourGuess(self.n_donors_, layout.channels, layout.height, layout.width)
+            guess = prior if prior is not None else NeighbourGuess(self.n_donors_, layout.channels, layout.height,
+                                                                   layout.width)
         return UNetDenoiser(layout.channels, layout.height, layout.width, channels=self.channels,
                             n_levels=self.n_levels, n_blocks=self.n_layers, attention=self.attention,
                             n_heads=self.n_heads, dropout=self.dropout, guess=guess)
@@ -206,7 +209,7 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
         started = time.perf_counter()
         self._check_params()
         images = check_images(X)
-        n, height, width, channels = images.shape
+        _, height, width, channels = images.shape
         flat = images.reshape(-1, channels)
         empty = np.isnan(flat).all(axis=0)
         if empty.any():
@@ -217,20 +220,20 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
         scaled = self.scaler_.transform(images)
         self.observed_range_ = (np.nanmin(scaled.reshape(-1, channels), axis=0),
                                 np.nanmax(scaled.reshape(-1, channels), axis=0))
-        windows = to_windows(scaled)
-        train_windows, held = self._split(windows)
-        self.n_donors_ = min(len(train_windows), max(1, _MAX_DONOR_CELLS // (channels * height * width)))
-        self._train_refiner(train_windows, held, resolve_device(self.device), started)
+        train_windows, held, donors = self._split(to_windows(scaled))
+        bank = self._bank(donors) if self.guess == "neighbours" else None
+        self._train_refiner(train_windows, held, resolve_device(self.device), started, prior=bank)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
-    def _split(self, windows: Windows) -> tuple[Windows, HeldOut | None]:
-        """Training windows and held-out pixels (typical holes, see ``validation_fraction``) on some of
-        the images; images with no observed pixel are dropped from training."""
+    def _split(self, windows: Windows) -> tuple[Windows, HeldOut | None, Windows]:
+        """Training windows, held-out pixels (typical holes, see ``validation_fraction``) on some of
+        the images, and the other images (donors for the neighbour guess, which would otherwise
+        find a held-out image's own copy). Images with no observed pixel are dropped."""
         has_pixels = torch.from_numpy(np.flatnonzero(windows.observed.flatten(1).any(dim=1).numpy()))
         windows = windows[has_pixels]
         if not self.validation_fraction:
-            return windows, None
+            return windows, None, windows
         generator = torch.Generator().manual_seed(self.random_state)
         n_held = min(len(windows), max(_MIN_HELD_IMAGES, round(self.validation_fraction * len(windows))))
         rows = torch.randperm(len(windows), generator=generator)[:n_held]
@@ -239,23 +242,28 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
         keep = rows[target.flatten(1).any(dim=1)]
         target = target[target.flatten(1).any(dim=1)]
         if len(keep) == 0:
-            return windows, None
+            return windows, None, windows
         observed = windows.observed.clone()
         observed[keep] &= ~target
         train = Windows(values=torch.where(observed, windows.values, 0.0), observed=observed,
                         positions=windows.positions)
-        return train, HeldOut(windows[keep], target)
+        others = torch.ones(len(windows), dtype=torch.bool)
+        others[keep] = False
+        return train, HeldOut(windows[keep], target), windows[others]
+
+    def _bank(self, donors: Windows) -> NeighbourGuess:
+        """The neighbour guess with a random sample of ``donors`` (at most 4 million values) as its bank."""
+        layout = self.layout_
+        self.n_donors_ = min(len(donors), max(1, _MAX_DONOR_CELLS // (layout.channels * layout.pixels)))
+        order = torch.randperm(len(donors), generator=torch.Generator().manual_seed(self.random_state))
+        chosen = donors[order[: self.n_donors_]]
+        bank = NeighbourGuess(self.n_donors_, layout.channels, layout.height, layout.width)
+        return bank.fit(chosen.values, chosen.observed)
 
     def _fit_guess(self, train_windows: Windows, held: HeldOut | None) -> None:
-        """The neighbour guess: a random sample of training images as donors, and the ``k`` with the
-        lowest MAE on the held-out pixels (5 without any)."""
+        """The neighbour guess's ``k``: the one with the lowest MAE on the held-out pixels (5 without any)."""
         guess = self.model_.guess
-        if not isinstance(guess, NeighbourGuess):
-            return
-        order = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(self.random_state))
-        donors = train_windows[order[: self.n_donors_]]
-        guess.fit(donors.values, donors.observed)
-        if held is None:
+        if not isinstance(guess, NeighbourGuess) or held is None:
             return
         guess.eval()
         errors = {}
@@ -308,7 +316,7 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
     def _state(self) -> tuple[dict, dict[str, torch.Tensor]]:
         return {
             "layout": self.layout_.to_dict(),
-            "n_donors": self.n_donors_,
+            "n_donors": getattr(self, "n_donors_", 0),
             "scaler": self.scaler_.to_dict(),
             "observed_range": [r.tolist() for r in self.observed_range_],
             "interval_scale": self.interval_scale_.tolist(),
@@ -321,7 +329,8 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
 
     def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
         self.layout_ = ImageLayout.from_dict(metadata["layout"])
-        self.n_donors_ = int(metadata["n_donors"])
+        if self.guess == "neighbours":
+            self.n_donors_ = int(metadata["n_donors"])
         self.scaler_ = FeatureScaler.from_dict(metadata["scaler"])
         self.observed_range_ = tuple(np.asarray(r, dtype=np.float64) for r in metadata["observed_range"])
         self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
