@@ -32,8 +32,8 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def fitted(digits) -> ImageInpainter:
-    """A trained tiny model refining the harmonic fill (a local guess leaves much to learn)."""
-    return ImageInpainter(**TINY, guess="harmonic").fit(digits[0])
+    """A trained tiny model refining the (default) harmonic fill."""
+    return ImageInpainter(**TINY).fit(digits[0])
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +58,13 @@ def test_trained_model_beats_mean_fill_and_its_own_guess(digits, fitted, gappy) 
     assert model < _mse(result.guess, test, hide)
 
 
-def test_default_neighbour_guess_beats_mean_fill_on_holes_and_survives_save_load(digits, tmp_path) -> None:
-    """The default guess borrows pixels from similar training digits: far better than their mean
+def test_neighbour_guess_beats_mean_fill_on_holes_and_survives_save_load(digits, tmp_path) -> None:
+    """The neighbour guess borrows pixels from similar training digits: far better than their mean
     at a 4 x 4 hole, whether or not the briefly trained model refines it; its bank is saved too."""
     train, test = digits
     hide = square_holes(test, 4, np.random.default_rng(3))
     images = np.where(hide, np.nan, test)
-    model = ImageInpainter(**{**TINY, "max_epochs": 1}).fit(train)
+    model = ImageInpainter(**{**TINY, "max_epochs": 1}, guess="neighbours").fit(train)
     filled = model.transform(images)
     assert _mse(filled, test, hide) < 0.7 * _mse(np.broadcast_to(train.mean(axis=0), test.shape), test, hide)
     model.save(tmp_path / "neighbours.safetensors")
