@@ -23,8 +23,8 @@ records already there are skipped, so a run resumes. Parts:
 ``tune`` scores the variants in ``VARIANTS`` and the KNN neighbour counts on validation images
 (mask seed 100); ``test`` scores the chosen settings (``ours``) and the peers on test images, seeds
 0-2; ``--report`` prints both tables (mean +- std over seeds, ratios to the best peer) and writes
-``inpainting_test.png`` (a bar chart) and ``inpainting_digits.png`` (original / masked /
-inpainted / uncertainty for test digits).
+``inpainting_test.png`` (a bar chart); ``--figures VARIANT`` writes ``inpainting_digits.png``
+(original / masked / inpainted / uncertainty for test digits) too.
 """
 
 from __future__ import annotations
@@ -65,6 +65,8 @@ VARIANTS = {
     "channels16": {"channels": 16},
     "attention": {"attention": True},
     "budget120": {"time_budget": 120.0},
+    "neighbours120": {"guess": "neighbours", "time_budget": 120.0},
+    "neighbours_lr3e-3": {"guess": "neighbours", "learning_rate": 3e-3},
 }
 KNN_NEIGHBOURS = (3, 5, 10, 20)
 
@@ -267,8 +269,9 @@ def report(part: str) -> None:
         print(f"{method} MSE / best peer's: " + "; ".join(ratios))
 
 
-def figures() -> None:
-    """Bar chart of test MSE per mask and method, and the four-panel picture for test digits."""
+def figures(variant: str) -> None:
+    """Bar chart of test MSE per mask and method, and the four-panel picture for test digits
+    inpainted by ``variant``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -293,7 +296,7 @@ def figures() -> None:
 
     torch.set_num_threads(1)
     split = digits_split()
-    model = ImageInpainter(random_state=0, verbose=False, device="cpu").fit(split["train"])
+    model = ImageInpainter(random_state=0, verbose=False, device="cpu", **VARIANTS[variant]).fit(split["train"])
     truth = split["test"][:8]
     gappy = np.concatenate([holes(truth[:4], "block4", 0)[0], holes(truth[4:], "random50", 0)[0]])
     plot_inpainting(model.impute(gappy, seed=0), RESULTS / "inpainting_digits.png", original=truth)
@@ -305,7 +308,8 @@ def main() -> None:
     parser.add_argument("--part", choices=["tune", "test"])
     parser.add_argument("--variants", default=None, help="Comma-separated VARIANTS to run (tune: all; test: ours).")
     parser.add_argument("--report", action="store_true", help="Print the tables of the runs so far.")
-    parser.add_argument("--figures", action="store_true", help="Write the test bar chart and the digit picture.")
+    parser.add_argument("--figures", default=None, metavar="VARIANT",
+                        help="Write the test bar chart and the digit picture inpainted by VARIANT.")
     args = parser.parse_args()
     if args.part:
         default = list(VARIANTS) if args.part == "tune" else ["ours"]
@@ -318,7 +322,7 @@ def main() -> None:
         report("tune")
         report("test")
     if args.figures:
-        figures()
+        figures(args.figures)
 
 
 if __name__ == "__main__":
