@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from diffimpute.nn.harmonic import HarmonicGuess, harmonic_fill
+from diffimpute.nn.neighbours import NeighbourGuess
 from diffimpute.nn.unet import UNetDenoiser
 
 
@@ -100,3 +101,33 @@ def test_harmonic_guess_of_an_empty_channel_is_zero() -> None:
     mask[0, 0, :3] = True
     out = guess(values, mask, torch.zeros(1, 16))
     assert torch.equal(out[0, 0, :3], values[0, 0, :3]) and torch.equal(out[0, 1], torch.zeros(16))
+
+
+def test_neighbour_guess_matches_knn_imputation() -> None:
+    """With complete donors it is scikit-learn's KNNImputer (uniform weights) on flattened images."""
+    from sklearn.impute import KNNImputer
+
+    generator = torch.Generator().manual_seed(0)
+    donors = torch.randn(40, 1, 16, generator=generator, dtype=torch.float64)
+    queries = torch.randn(6, 1, 16, generator=generator, dtype=torch.float64)
+    given = torch.rand(6, 1, 16, generator=generator) > 0.4
+    guess = NeighbourGuess(40, 1, 4, 4).double().fit(donors, torch.ones_like(donors, dtype=torch.bool)).eval()
+    guess.k.fill_(3)
+    ours = guess(queries * given, given, torch.zeros(6, 16))
+    flat = torch.where(given, queries, torch.nan).flatten(1).numpy()
+    theirs = KNNImputer(n_neighbors=3).fit(donors.flatten(1).numpy()).transform(flat)
+    assert torch.allclose(ours.flatten(1), torch.from_numpy(theirs), atol=1e-9)
+
+
+def test_neighbour_guess_never_borrows_an_image_from_itself_in_training() -> None:
+    generator = torch.Generator().manual_seed(1)
+    donors = torch.randn(10, 1, 16, generator=generator)
+    guess = NeighbourGuess(10, 1, 4, 4).fit(donors, torch.ones_like(donors, dtype=torch.bool))
+    guess.k.fill_(1)
+    given = torch.zeros(1, 1, 16, dtype=torch.bool)
+    given[..., :8] = True
+    query = donors[3:4]
+    guess.eval()
+    assert torch.equal(guess(query * given, given, torch.zeros(1, 16)), query)  # its own copy is nearest
+    guess.train()
+    assert not torch.allclose(guess(query * given, given, torch.zeros(1, 16))[..., 8:], query[..., 8:])

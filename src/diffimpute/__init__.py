@@ -12,14 +12,22 @@ from diffimpute.report.quality import QualityReport, quality_report, write_repor
 from diffimpute.tasks.anomaly import ImDiffusionDetector  # noqa: E402
 from diffimpute.tasks.augment import DiffusionAugmenter  # noqa: E402
 from diffimpute.tasks.evaluate import evaluate_methods  # noqa: E402
+from diffimpute.tasks.image import ImageInpainter  # noqa: E402
 from diffimpute.tasks.imputer import DiffusionImputer, LatentDiffusionImputer  # noqa: E402
-from diffimpute.tasks.result import ImputationResult, TableImputationResult  # noqa: E402
+from diffimpute.tasks.result import (  # noqa: E402
+    ImageInpaintingResult,
+    ImputationResult,
+    TableImputationResult,
+)
 from diffimpute.tasks.tabular import TabularImputer  # noqa: E402
 
-_ESTIMATORS = {cls.__name__: cls for cls in (DiffusionImputer, TabularImputer, ImDiffusionDetector, DiffusionAugmenter)}
+_ESTIMATORS = {
+    cls.__name__: cls
+    for cls in (DiffusionImputer, TabularImputer, ImDiffusionDetector, DiffusionAugmenter, ImageInpainter)
+}
 
 
-def load(path: str | Path) -> DiffusionImputer | TabularImputer | ImDiffusionDetector | DiffusionAugmenter:
+def load(path: str | Path) -> DiffusionImputer | TabularImputer | ImDiffusionDetector | DiffusionAugmenter | ImageInpainter:
     """Load any model saved with ``.save(path)`` or the CLI; the file says which estimator it is."""
     _, metadata = load_checkpoint(path, tensors=False)
     name = metadata.get("estimator")
@@ -41,6 +49,8 @@ __all__ = [
     "DiffusionAugmenter",
     "DiffusionImputer",
     "ImDiffusionDetector",
+    "ImageInpainter",
+    "ImageInpaintingResult",
     "ImputationResult",
     "QualityReport",
     "TableImputationResult",

@@ -20,6 +20,7 @@ import pandas as pd
 
 from diffimpute.cli.augment import augment
 from diffimpute.cli.detect import detect
+from diffimpute.cli.image import inpaint
 from diffimpute.io.files import (
     TABLE_SUFFIXES,
     atomic_write_bytes,
@@ -440,6 +441,7 @@ def _write_report(table: pd.DataFrame, path: str | Path) -> None:
 
 cli.add_command(detect)
 cli.add_command(augment)
+cli.add_command(inpaint)
 
 if __name__ == "__main__":  # pragma: no cover
     cli()

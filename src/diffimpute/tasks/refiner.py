@@ -161,6 +161,11 @@ class GuessRefiner(DiffusionEstimator):
         """Fit the guess module on the training windows, if it learns from data (before its errors
         set the residual scale), choosing any setting of its own on ``held``; most guesses need nothing."""
 
+    def _unconditional(self) -> bool:
+        """Whether given cells reach the network only forward-noised to each step (RePaint,
+        ImDiffusion's imputed diffusion) rather than clean; see ``engine.sampling``."""
+        return False
+
     def _interval_channels(self) -> np.ndarray:
         """``(channels,)`` True for the channels whose intervals are calibrated and scored (all of them
         by default; a one-hot channel of a category has no interval to calibrate)."""
@@ -247,11 +252,12 @@ class GuessRefiner(DiffusionEstimator):
 
     def _loss_fn(self):
         schedule, prediction, targets = self._noise_schedule(), self.prediction, self._training_targets
+        unconditional = self._unconditional()
 
         def loss_fn(model, batch, generator, shard=WHOLE):
             target = targets(batch.observed, generator)
             return denoising_loss(model, schedule, batch, batch.observed & ~target, target, generator, prediction,
-                                  shard=shard)
+                                  shard=shard, unconditional=unconditional)
 
         return loss_fn
 
@@ -293,7 +299,8 @@ class GuessRefiner(DiffusionEstimator):
         cells = self._cells_per_window()
         out = sample(model, sampler, windows, cond_mask, n_samples, prediction=self.prediction,
                      rows_per_pass=max(1, self.max_cells_per_pass // cells), generator=generator,
-                     value_range=self._value_range(), device=device, on_chunk=on_chunk, row_ids=row_ids)
+                     value_range=self._value_range(), unconditional=self._unconditional(), device=device,
+                     on_chunk=on_chunk, row_ids=row_ids)
         if self.guess_channels_.any() and steps is None:
             fallback = self._guess_draws(windows, cond_mask, n_samples, generator, device, None, row_ids)
             channels = torch.from_numpy(self.guess_channels_)

@@ -164,3 +164,56 @@ class TableImputationResult:
         frame = pd.DataFrame(np.asarray(self.data, dtype=np.float64), columns=[s.name for s in self.encoder.columns])
         return self.encoder.to_frame(codes, frame).to_numpy(dtype=np.float64)
 
+
+
+@dataclass
+class ImageInpaintingResult:
+    """Draws of the missing pixels of a stack of images.
+
+    samples: ``(n_samples, *images.shape)`` float64 in the images' own units, where the images
+    passed in are ``(n, height, width)`` or ``(n, height, width, channels)``; observed entries hold
+    their value in every draw. ``missing``: the images' shape, True where inpainted. Summaries
+    come back in the images' shape and float dtype (float64 for integer images), with observed
+    pixels bit-identical. ``guess``: the first estimate the model refined (the harmonic
+    fill), in the same form; None for ``guess="none"``.
+    """
+
+    samples: np.ndarray
+    missing: np.ndarray
+    data: np.ndarray
+    guess: np.ndarray | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples.shape[0]
+
+    def median(self) -> np.ndarray:
+        return self._as_input(np.median(self.samples, axis=0))
+
+    def mean(self) -> np.ndarray:
+        return self._as_input(self.samples.mean(axis=0))
+
+    def quantile(self, q: float) -> np.ndarray:
+        """The ``q``-quantile of the draws at every missing pixel."""
+        return self._as_input(np.quantile(self.samples, check_probability(q, "q"), axis=0))
+
+    def interval(self, alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+        """Central ``1 - alpha`` interval as (lower, upper); alpha=0.1 gives the 90 % interval."""
+        alpha = check_probability(alpha, "alpha")
+        return self.quantile(alpha / 2), self.quantile(1 - alpha / 2)
+
+    def std(self) -> np.ndarray:
+        """Per-pixel standard deviation of the draws (0 at observed pixels)."""
+        return self._as_input(self.samples.std(axis=0), observed=0.0)
+
+    def interval_width(self, alpha: float = 0.1) -> np.ndarray:
+        """Per-pixel width of the central ``1 - alpha`` interval (0 at observed pixels): the
+        uncertainty in the images' own units."""
+        alpha = check_probability(alpha, "alpha")
+        upper, lower = (np.quantile(self.samples, q, axis=0) for q in (1 - alpha / 2, alpha / 2))
+        return self._as_input(upper - lower, observed=0.0)
+
+    def _as_input(self, images: np.ndarray, observed: float | None = None) -> np.ndarray:
+        dtype = self.data.dtype if np.issubdtype(self.data.dtype, np.floating) else np.float64
+        kept = self.data if observed is None else observed
+        return np.where(self.missing, images, kept).astype(dtype, copy=False)
