@@ -42,13 +42,13 @@ from pandas.api import types
 from sklearn.utils.validation import check_is_fitted
 
 from diffimpute._progress import progress
-from diffimpute._validation import check_choice, check_positive_int, check_seed
+from diffimpute._validation import check_choice, check_positive_int
 from diffimpute.data.batch import Windows
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
 from diffimpute.data.schema import to_panel
 from diffimpute.data.table import TableEncoder
-from diffimpute.diffusion.parameterisation import Prediction, check_prediction
+from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind, make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
 from diffimpute.engine.denoising import denoising_loss
@@ -235,27 +235,12 @@ class DiffusionAugmenter(DiffusionEstimator):
 
     # ------------------------------------------------------------------ parameter checks
     def _check_params(self) -> None:
-        check_seed(self.random_state)
+        self._check_diffusion_params(("hidden", "n_layers", "channels", "n_heads", "diffusion_steps", "max_epochs",
+                                      "batch_size", "patience", "max_cells_per_pass"))
         check_choice(self.kind, get_args(AugmentKind), "kind")
-        check_prediction(self.prediction)
-        check_choice(self.sampler, get_args(SamplerKind), "sampler")
-        for name in ("hidden", "n_layers", "channels", "n_heads", "diffusion_steps", "max_epochs", "batch_size",
-                     "patience", "max_cells_per_pass"):
-            check_positive_int(getattr(self, name), name)
-        if self.channels % self.n_heads:
-            raise ValueError(f"channels ({self.channels}) must be a multiple of n_heads ({self.n_heads})")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if not 0 <= self.label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
         _check_guidance(self.guidance_scale)
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be a positive number of seconds or None, got {self.time_budget}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.clip_margin is not None and self.clip_margin < 0:
-            raise ValueError(f"clip_margin must be >= 0 or None, got {self.clip_margin}")
-        self._sampler()
 
     def _noise_schedule(self) -> NoiseSchedule:
         return NoiseSchedule(self.diffusion_steps, self.schedule, self.beta_start, self.beta_end)

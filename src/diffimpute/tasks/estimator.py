@@ -1,4 +1,4 @@
-"""What every diffusion estimator shares: device choice, seeding, checkpoints, and one model-file format.
+"""What every diffusion estimator shares: device choice, seeding, parameter checks, checkpoints, one file format.
 
 A task subclasses ``DiffusionEstimator`` and supplies ``_state`` (the JSON-able fitted state and
 extra tensors) and ``_restore`` (its inverse, before the network's weights are loaded);
@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from diffimpute import __version__
+from diffimpute._validation import check_choice, check_positive_int, check_seed
+from diffimpute.diffusion.parameterisation import check_prediction
+from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.engine.checkpoint import Checkpointing, load_checkpoint, save_checkpoint
 
 DeviceName = Literal["auto", "cpu", "cuda"] | str
@@ -55,6 +58,26 @@ class DiffusionEstimator(BaseEstimator):
 
     random_state: int
     device: DeviceName
+
+    def _check_diffusion_params(self, positive_ints: tuple[str, ...]) -> None:
+        """Checks of the parameters that the denoising and sampling estimators (the refining imputers
+        and the augmenter) share; ``positive_ints`` names those of the caller that must be >= 1."""
+        check_seed(self.random_state)
+        check_prediction(self.prediction)
+        check_choice(self.sampler, get_args(SamplerKind), "sampler")
+        for name in positive_ints:
+            check_positive_int(getattr(self, name), name)
+        if self.channels % self.n_heads:
+            raise ValueError(f"channels ({self.channels}) must be a multiple of n_heads ({self.n_heads})")
+        if self.validation_fraction is not None and not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be a positive number of seconds or None, got {self.time_budget}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.clip_margin is not None and self.clip_margin < 0:
+            raise ValueError(f"clip_margin must be >= 0 or None, got {self.clip_margin}")
+        self._sampler()
 
     @contextmanager
     def _seeded(self, device: torch.device) -> Iterator[None]:

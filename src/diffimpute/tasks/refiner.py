@@ -20,17 +20,14 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass
-from typing import get_args
 
 import numpy as np
 import torch
 
 from diffimpute._progress import progress
-from diffimpute._validation import check_choice, check_positive_int, check_seed
 from diffimpute.data.batch import Windows
 from diffimpute.diffusion.noise import RowUniform
-from diffimpute.diffusion.parameterisation import check_prediction
-from diffimpute.diffusion.samplers import SamplerKind, make_sampler
+from diffimpute.diffusion.samplers import make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule
 from diffimpute.engine.calibration import (
     N_GAP_BINS,
@@ -119,24 +116,8 @@ class GuessRefiner(DiffusionEstimator):
     # ------------------------------------------------------------------ parameter checks
     def _check_refiner_params(self) -> None:
         """Checks of the parameters every refining imputer has (diffusion, training, sampling)."""
-        check_seed(self.random_state)
-        check_prediction(self.prediction)
-        check_choice(self.sampler, get_args(SamplerKind), "sampler")
-        for name in ("n_layers", "channels", "n_heads", "diffusion_steps", "max_epochs", "batch_size", "patience",
-                     "n_samples", "max_cells_per_pass"):
-            check_positive_int(getattr(self, name), name)
-        if self.channels % self.n_heads:
-            raise ValueError(f"channels ({self.channels}) must be a multiple of n_heads ({self.n_heads})")
-        if self.validation_fraction is not None and not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be a positive number of seconds or None, got {self.time_budget}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.clip_margin is not None and self.clip_margin < 0:
-            raise ValueError(f"clip_margin must be >= 0 or None, got {self.clip_margin}")
-        self._noise_schedule()
-        self._sampler()
+        self._check_diffusion_params(("n_layers", "channels", "n_heads", "diffusion_steps", "max_epochs", "batch_size",
+                                      "patience", "n_samples", "max_cells_per_pass"))
 
     # ------------------------------------------------------------------ what a subclass supplies
     def _n_channels(self) -> int:
