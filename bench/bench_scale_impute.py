@@ -14,11 +14,17 @@ Then the 1,000,000 x 100 file (1e8 cells) is streamed: on a prefix with the diff
 in full (with the network when the prefix's rate says it ends within ``--full-limit`` seconds,
 otherwise with the guess path, which writes the same amount of data through the same chunks).
 
+``--memory ROWS...`` (part ``memory``) streams files of ``--memory-features`` features (100) at
+each number of rows, with the guess path and, at the rows of ``--memory-network``, the network
+path, to show whether the peak RSS depends on the rows (it should not: only on the chunk).
+
 Throughput is cells of the file (observed and missing) per second of wall time from the first
 read to the last byte written, not counting Python start, imports, the model's loading or the
 cluster's start (reported apart). Peak memory is sampled every 50 ms with psutil as the RSS
 summed over the run's process and all its descendants (the cluster's nanny and worker
-processes), so pages shared between processes (torch's libraries) count once per process.
+processes), so pages shared between processes (torch's libraries) count once per process; the
+child also reports its own exact peak (``maxrss_mib``, ``getrusage``) and its RSS once the model is
+loaded, before the first read (``rss_before_mib``: Python, torch, pyarrow and the model).
 
 The model is small and fast on purpose, the point being memory and throughput: 8 channels, one
 residual layer, window 48, 4 draws per cell of 3-step DDIM, fitted for 2 epochs on 2,000 rows and
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import threading
@@ -106,7 +113,7 @@ def run_one(mode: str, data: Path, model_path: Path, output: Path) -> dict:
 
     torch.set_num_threads(1)
     model = DiffusionImputer.load(model_path)
-    record: dict = {}
+    record: dict = {"rss_before_mib": psutil.Process().memory_info().rss / 2**20}
     if mode == "memory":
         from diffimpute.io.files import read_table, write_table
 
@@ -136,6 +143,7 @@ def run_one(mode: str, data: Path, model_path: Path, output: Path) -> dict:
         record["seconds"] = seconds
         return record
     record["seconds"] = time.perf_counter() - started
+    record["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
     return record
 
 
@@ -227,6 +235,20 @@ def stream_large(rows: int, features: int, prefix: int, full_limit: float) -> No
          "input_mib": whole.stat().st_size / 2**20, "values_per_s": rows * features / measured["seconds"], **measured})
 
 
+def stream_memory(sizes: list[int], features: int, network_sizes: list[int]) -> None:
+    """Peak RSS of streaming files of ``features`` features and ``sizes`` rows (guess path), and of
+    ``network_sizes`` rows with the network path: flat in rows if memory is bounded by the chunk."""
+    models = {"guess": write_model(DATA / f"model_f{features}_guess.safetensors", features, refines=False),
+              "network": write_model(DATA / f"model_f{features}.safetensors", features, refines=True)}
+    runs = [("guess", rows) for rows in sizes] + [("network", rows) for rows in network_sizes]
+    for label, rows in runs:
+        data = write_data(DATA / f"series_{rows}x{features}.parquet", rows, features, 50_000)
+        measured = measure("stream", data, models[label], DATA / "out_memory_scan.parquet")
+        log({"part": "memory", "path": label, "rows": rows, "features": features, "cells": rows * features,
+             "input_mib": data.stat().st_size / 2**20, "values_per_s": rows * features / measured["seconds"],
+             **measured})
+
+
 def report() -> None:
     records = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
     compared = pd.DataFrame([r for r in records if r["part"] == "compare"])
@@ -243,6 +265,15 @@ def report() -> None:
     for record in records:
         if record["part"] in ("identical", "large", "large-plan"):
             print(record)
+    memory = pd.DataFrame([r for r in records if r["part"] == "memory"])
+    if len(memory):
+        memory = memory.drop_duplicates(["path", "rows", "features"], keep="last").sort_values(["path", "rows"])
+        print("path     rows      features | input MiB | peak RSS MiB (sampled, maxrss) | before | peak - before "
+              "| peak / input | chunk rows | s")
+        for _, r in memory.iterrows():
+            print(f"{r.path:8} {r.rows:9,} {r.features:8} | {r.input_mib:9,.0f} | {r.peak_rss_mib:14,.0f} "
+                  f"{r.maxrss_mib:7,.0f} | {r.rss_before_mib:6,.0f} | {r.maxrss_mib - r.rss_before_mib:13,.0f} "
+                  f"| {r.maxrss_mib / r.input_mib:12.2f} | {r.chunk_rows:10,} | {r.seconds:.0f}")
 
 
 def main() -> None:
@@ -257,6 +288,11 @@ def main() -> None:
                         help="the streamed file and the prefix the network path is measured on")
     parser.add_argument("--full-limit", type=float, default=1200.0,
                         help="seconds the full file may take with the network path (else the guess path)")
+    parser.add_argument("--memory", type=int, nargs="*", default=[], metavar="ROWS",
+                        help="rows of the files whose streamed peak RSS is measured (guess path)")
+    parser.add_argument("--memory-features", type=int, default=100, help="features of those files")
+    parser.add_argument("--memory-network", type=int, nargs="*", default=[], metavar="ROWS",
+                        help="rows of the files also measured with the network path")
     parser.add_argument("--skip", choices=["compare", "large"], nargs="*", default=[])
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder for data, outputs and the log")
     parser.add_argument("--report", action="store_true")
@@ -267,6 +303,10 @@ def main() -> None:
         print(json.dumps(run_one(args.run, args.data, args.model, args.output)))
         return
     if args.report:
+        report()
+        return
+    if args.memory or args.memory_network:
+        stream_memory(args.memory, args.memory_features, args.memory_network)
         report()
         return
     if "compare" not in args.skip:

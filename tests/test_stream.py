@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from diffimpute import DiffusionImputer
 from diffimpute.cli.main import cli
 from diffimpute.data.schema import series_clock
+from diffimpute.io import stream
 from diffimpute.io.files import read_table
-from diffimpute.io.stream import SeriesParts, impute_chunks, impute_parquet
+from diffimpute.io.stream import ParquetSeries, SeriesParts, impute_chunks, impute_parquet
 from tests.conftest import TINY, structured, with_gaps
 
 
@@ -45,7 +46,9 @@ def refining(model: DiffusionImputer, refines: bool) -> DiffusionImputer:
 
 
 @pytest.mark.parametrize("refines", [False, True])
-def test_streamed_file_equals_impute_of_the_whole_file(model: DiffusionImputer, refines: bool, tmp_path) -> None:
+def test_streamed_file_equals_impute_of_the_whole_file(model: DiffusionImputer, refines: bool, tmp_path,
+                                                       monkeypatch) -> None:
+    monkeypatch.setattr(stream, "_BATCH_CELLS", 4 * 29)  # reads of 29 rows, across row groups and chunks
     chosen = refining(model, refines)
     source, output = tmp_path / "in.parquet", tmp_path / "out.parquet"
     gappy_frame().to_parquet(source, row_group_size=45)
@@ -55,6 +58,27 @@ def test_streamed_file_equals_impute_of_the_whole_file(model: DiffusionImputer, 
     pd.testing.assert_frame_equal(pd.read_parquet(output), whole, check_exact=True)
     assert report.chunks == 11 and report.rows == 400
     assert report.imputed_cells == int(gappy_frame().isna().sum().sum())
+
+
+def test_guess_draws_do_not_depend_on_the_cells_per_pass(model: DiffusionImputer) -> None:
+    """The guess path draws its residuals a pass at a time (bounded memory); the draws are the same
+    whether a pass holds one window or all of them."""
+    one, all_ = refining(model, False), refining(model, False)
+    one.max_cells_per_pass, all_.max_cells_per_pass = 1, 2**30
+    frame = gappy_frame()
+    a, b = one.impute(frame, n_samples=4, seed=3), all_.impute(frame, n_samples=4, seed=3)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert np.ptp(a.samples, axis=0).max() > 0  # the draws are spread, not all the guess
+
+
+def test_reads_are_batches_of_bounded_cells(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(stream, "_BATCH_CELLS", 4 * 50)  # three features and the time column
+    source = tmp_path / "in.parquet"
+    gappy_frame().to_parquet(source, row_group_size=64)
+    series = ParquetSeries(source)
+    frames = list(series.frames())
+    assert series.batch_rows == 50 and max(map(len, frames)) == 50 and len(frames) >= 8
+    pd.testing.assert_frame_equal(pd.concat(frames), read_table(source), check_exact=True)
 
 
 @pytest.mark.parametrize("layout", ["range index", "time column"])

@@ -308,14 +308,20 @@ class GuessRefiner(DiffusionEstimator):
         """Draws around the guess when the model did not beat it (see ``_beats_guess``): the guess
         plus residuals drawn from its own held-out errors (``residual_quantiles_``, per feature and
         gap length); channels outside ``_interval_channels`` keep the guess in every draw. The
-        residuals of window ``i`` are keyed by ``row_ids[i]``, as the network's noise is."""
+        residuals of window ``i`` are keyed by ``row_ids[i]``, as the network's noise is, so they
+        are drawn ``max_cells_per_pass`` at a time as the network's are: ``quantile_draws`` holds
+        a quantile table per cell, 99 values, which for all windows at once took more memory than
+        the network path."""
         guess = self._guess_of(windows, cond_mask, device, on_chunk)
+        draws = guess.unsqueeze(1).repeat(1, n_samples, 1, 1)  # (windows, samples, channels, length)
         if self.residual_quantiles_ is None:
-            return SampleOutput(samples=guess.unsqueeze(1).repeat(1, n_samples, 1, 1), guess=guess)
-        rng = RowUniform(generator.initial_seed(), row_ids)
+            return SampleOutput(samples=draws, guess=guess)
         scale = self.model_.residual_scale.detach().cpu().numpy() * self._interval_channels()[:, None]
-        noise = quantile_draws(self.residual_quantiles_, cond_mask.numpy(), n_samples, rng) * scale
-        draws = guess.unsqueeze(1) + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(guess.dtype)
+        per_pass = max(1, self.max_cells_per_pass // (self._cells_per_window() * n_samples))
+        for rows in torch.arange(len(windows)).split(per_pass):
+            rng = RowUniform(generator.initial_seed(), row_ids[rows])
+            noise = quantile_draws(self.residual_quantiles_, cond_mask[rows].numpy(), n_samples, rng) * scale
+            draws[rows] = guess[rows].unsqueeze(1) + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(guess.dtype)
         return SampleOutput(samples=draws, guess=guess)
 
     def _validation_mae(self, model, held: HeldOut, device) -> float:
