@@ -159,7 +159,7 @@ def _png_bytes(pixels: np.ndarray, top: int) -> bytes:
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False),
               help="Use this saved inpainter instead of fitting one.")
 @click.option("--save", "save_path", default=None, type=click.Path(dir_okay=False), help="Save the fitted inpainter here.")
-@click.option("--time-budget", type=float, default=None, help="Seconds of training (default 60).")
+@click.option("--time-budget", type=float, default=None, help="Seconds of training (default 240).")
 @click.option("--conditioning", type=click.Choice(["conditional", "repaint"]), default=None,
               help="How the model sees the given pixels (repaint needs --guess none).")
 @click.option("--guess", type=click.Choice(["harmonic", "neighbours", "none"]), default=None, help="First guess the model refines.")
