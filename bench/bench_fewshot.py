@@ -10,8 +10,8 @@ labels, then a classifier is trained on:
 - ``vary``: plus ``copies`` variations ``vary(images, strength, y=labels)`` of each image;
 - ``generate``: plus ``copies * k`` class-conditional samples per class, ``generate(n, y, guidance_scale)``.
 
-``strength`` and ``guidance_scale`` are chosen per seed from a small grid by accuracy on the
-validation images (never the test images); every setting's test accuracy is still saved. Two
+``strength`` and ``guidance_scale`` are chosen per seed from a small grid (``--strengths``,
+``--guidance``) by accuracy on the validation images (never the test images); every setting's test accuracy is still saved. Two
 standard classifiers (scikit-learn ``LogisticRegression`` and an RBF ``SVC``, on pixels / 16) are
 scored. The summary gives mean ± std over seeds and each method's gain over ``real`` paired by
 seed, next to the spread of ``real`` itself.
@@ -132,12 +132,12 @@ def run_seed(seed: int, shots: int, args: argparse.Namespace) -> list[dict]:
                  **accuracies(np.concatenate([x, extra]), np.concatenate([y, np.repeat(y, args.copies)]), evaluate)})
     augmenter = Augmenter(args.form, seed, args.time_budget)
     fit_s = augmenter.fit(x, y)
-    for strength in STRENGTHS:
+    for strength in args.strengths:
         extra = augmenter.vary(x, y, args.copies, strength)
         rows.append({**base, "method": "vary", "setting": strength, "fit_s": fit_s,
                      **accuracies(np.concatenate([x, extra]), np.concatenate([y, np.tile(y, args.copies)]), evaluate)})
     wanted = np.tile(y, args.copies)
-    for guidance in GUIDANCE:
+    for guidance in args.guidance:
         extra = augmenter.generate(wanted, guidance)
         rows.append({**base, "method": "generate", "setting": guidance, "fit_s": fit_s,
                      **accuracies(np.concatenate([x, extra]), np.concatenate([y, wanted]), evaluate)})
@@ -185,6 +185,10 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     parser.add_argument("--copies", type=int, default=10, help="synthetic images per real one")
     parser.add_argument("--form", choices=["table", "image"], default="table")
+    parser.add_argument("--strengths", nargs="+", type=float, default=list(STRENGTHS),
+                        help="vary strengths to choose from on validation images")
+    parser.add_argument("--guidance", nargs="+", type=float, default=list(GUIDANCE),
+                        help="generate guidance scales to choose from on validation images")
     parser.add_argument("--time-budget", type=float, default=None, help="default: the augmenter's own")
     parser.add_argument("--tag", default="fewshot")
     parser.add_argument("--report", nargs="+", metavar="TAG")
