@@ -127,13 +127,11 @@ def run_one(mode: str, data: Path, model_path: Path, output: Path) -> dict:
         record.update(chunks=report.chunks, chunk_rows=report.chunk_rows)
     else:
         import dask.dataframe as dd
-        from distributed import Client, LocalCluster
 
         from diffimpute import dask as ddi
 
         begun = time.perf_counter()
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
+        with ddi.local_cluster(n_workers=2) as client:
             client.run(lambda: bool(__import__("diffimpute.dask")))  # workers import torch before the clock
             record["cluster_start_s"] = time.perf_counter() - begun
             started = time.perf_counter()

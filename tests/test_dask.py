@@ -51,9 +51,14 @@ def model() -> DiffusionImputer:
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with distributed.Client(cluster) as connected:
-            yield connected
+    with ddi.local_cluster(n_workers=2) as connected:
+        yield connected
+
+
+def test_local_cluster_workers_keep_glibc_allocator_defaults(client) -> None:
+    """Dask's nanny would set MALLOC_TRIM_THRESHOLD_ in its workers, which slows torch there."""
+    environs = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert len(environs) == 2 and set(environs.values()) == {None}
 
 
 def _unpickled_models() -> int:

@@ -21,7 +21,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 import diffimpute
-from diffimpute import DiffusionImputer, ImDiffusionDetector, TabularImputer
+from diffimpute import (
+    DiffusionAugmenter,
+    DiffusionImputer,
+    ImageInpainter,
+    ImDiffusionDetector,
+    TabularImputer,
+)
 from diffimpute.engine.distributed import WHOLE, shard_of
 from diffimpute.engine.trainer import TrainConfig, train
 from tests.conftest import TINY, structured, with_gaps
@@ -44,19 +50,34 @@ def _table() -> pd.DataFrame:
     return frame.mask(rng.random(frame.shape) < 0.15)
 
 
+def _images() -> np.ndarray:
+    """Smooth 8 x 8 images, a fifth of their pixels missing."""
+    rng = np.random.default_rng(4)
+    grid = np.linspace(0, 1, 8)
+    images = np.sin(3 * grid[:, None] + rng.uniform(0, 3, (40, 1, 1))) * np.cos(2 * grid[None, :])
+    return np.where(rng.random(images.shape) < 0.2, np.nan, images)
+
+
 def _fits() -> dict[str, torch.Tensor]:
     """Every estimator trained through the one loop (``mix`` targets pair windows across the batch,
-    the latent prior has a loss of its own, the detector's mask index); weights and histories."""
+    the latent prior has a loss of its own, the detector's mask index, the augmenter's label
+    dropout, the inpainter's UNet); weights and histories."""
     warnings.simplefilter("ignore")  # tiny models may not beat their guess, and say so
+    table = _table()
+    labelled = table[table["kind"].notna()]
     fitted = {
         "series": DiffusionImputer(**{**_SERIES, "target_strategy": "mix"}).fit(_series()),
         "latent": DiffusionImputer(**{**_SERIES, "guess": "latent", "prior_epochs": 2}).fit(_series()),
         "table": TabularImputer(channels=8, n_layers=1, n_heads=2, max_epochs=3, batch_size=10, time_budget=None,
-                                device="cpu", verbose=False).fit(_table()),
+                                device="cpu", verbose=False).fit(table),
         "detector": ImDiffusionDetector(window=16, stride=8, n_segments=4, channels=8, n_layers=1, n_heads=2,
                                         max_epochs=2, batch_size=7, sampler="ddim", sampling_steps=2,
                                         time_budget=None, device="cpu",
                                         verbose=False).fit(pd.DataFrame(structured(200, 3))),
+        "augmenter": DiffusionAugmenter(hidden=16, n_layers=1, max_epochs=3, batch_size=10, time_budget=None,
+                                        device="cpu", verbose=False).fit(labelled.drop(columns="kind"), labelled["kind"]),
+        "images": ImageInpainter(guess="harmonic", channels=8, n_heads=2, diffusion_steps=20, max_epochs=2,
+                                 batch_size=10, time_budget=None, device="cpu", verbose=False).fit(_images()),
     }
     out = {}
     for name, estimator in fitted.items():
@@ -107,7 +128,11 @@ def test_two_gloo_ranks_train_what_one_rank_trains_with_the_same_global_batch(tm
     assert two.keys() == one.keys()
     for key, value in one.items():
         # Same draws and batches; only the order of float sums differs (each rank sums its half).
-        torch.testing.assert_close(two[key], value, rtol=1e-4, atol=1e-5, msg=key)
+        # A UNet bias ahead of a GroupNorm has a true gradient of zero, so Adam turns those rounding
+        # differences into steps of up to the learning rate (1e-3 there); sharding errors move
+        # weights by many such steps.
+        atol = 5e-4 if key.startswith("images.") and (key.endswith(".bias") or ".emb." in key) else 1e-5
+        torch.testing.assert_close(two[key], value, rtol=1e-4, atol=atol, msg=key)
     trained = [k for k in one if k.endswith(".weight") and not torch.equal(one[k], two[k])]
     assert trained  # the ranks really took their own float paths: the test compares two computations
     # Under a time budget, rank 0's clock and scores decide for both: the same checks, the same stop.

@@ -415,12 +415,7 @@ class DiffusionAugmenter(DiffusionEstimator):
                        label=label)
 
     def _value_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if self.clip_margin is None:
-            return None
-        low, high = self.channel_range_
-        margin = self.clip_margin * (high - low)
-        bounds = torch.as_tensor(np.stack([low - margin, high + margin]), dtype=torch.float32)
-        return bounds[0].view(-1, 1), bounds[1].view(-1, 1)
+        return self._clip_bounds(*self.channel_range_)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: pd.DataFrame | np.ndarray, y=None) -> DiffusionAugmenter:

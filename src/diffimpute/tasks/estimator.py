@@ -59,6 +59,15 @@ class DiffusionEstimator(BaseEstimator):
     random_state: int
     device: DeviceName
 
+    def _clip_bounds(self, low: np.ndarray, high: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The sampler's per-channel clamp, each ``(channels, 1)``: the observed range ``[low, high]``
+        widened by ``clip_margin`` times its width (None: no clamp)."""
+        if self.clip_margin is None:
+            return None
+        margin = self.clip_margin * (high - low)
+        bounds = torch.as_tensor(np.stack([low - margin, high + margin]), dtype=torch.float32)
+        return bounds[0].view(-1, 1), bounds[1].view(-1, 1)
+
     def _check_diffusion_params(self, positive_ints: tuple[str, ...]) -> None:
         """Checks of the parameters that the denoising and sampling estimators (the refining imputers
         and the augmenter) share; ``positive_ints`` names those of the caller that must be >= 1."""

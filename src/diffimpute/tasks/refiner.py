@@ -458,12 +458,7 @@ class GuessRefiner(DiffusionEstimator):
         return residual_quantiles(residual[target], arrays.feature[target], arrays.gap[target], self._n_channels())
 
     def _value_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if self.clip_margin is None:
-            return None
-        low, high = self.observed_range_
-        margin = self.clip_margin * (high - low)
-        bounds = torch.as_tensor(np.stack([low - margin, high + margin]), dtype=torch.float32)
-        return bounds[0].view(-1, 1), bounds[1].view(-1, 1)
+        return self._clip_bounds(*self.observed_range_)
 
     # ------------------------------------------------------------------ drawing
     def _draw_windows(self, windows: Windows, n_samples: int, seed: int | None, unit: str = "window",
