@@ -124,7 +124,9 @@ def test_observed_cells_are_bit_identical_for_random_frames_and_masks(
 ) -> None:
     rng = np.random.default_rng(seed)
     values = rng.normal(size=(n_time, 3)) * 10.0 ** rng.integers(-3, 4)
-    values[rng.random(values.shape) < rate] = np.nan
+    hidden = rng.random(values.shape) < rate
+    hidden[rng.integers(0, n_time, 3), [0, 1, 2]] = False  # every feature observed somewhere (else an error)
+    values[hidden] = np.nan
     frame = pd.DataFrame(values, columns=["a", "b", "c"])
     out = fitted.impute(frame, n_samples=2).median().to_numpy()
     observed = ~np.isnan(values)
