@@ -331,8 +331,8 @@ def _method_list(text: str) -> list[str]:
 @click.option("--quiet", is_flag=True)
 @_user_errors
 def plot(model, data, output, columns, n_samples, alpha, index_col, quiet):
-    check_writable(output, {".png", ".svg", ".pdf"})
     """Plot each series in DATA with MODEL's imputation and its uncertainty band."""
+    check_writable(output, {".png", ".svg", ".pdf"})
     from diffimpute.report.plots import plot_imputation
 
     imputer = _load_imputer(model).set_params(verbose=not quiet)
