@@ -58,6 +58,10 @@ class ResidualDenoiser(nn.Module):
             return None
         if label is None:
             label = torch.full((batch,), self.n_classes, dtype=torch.long, device=self.label_embedding.weight.device)
+        if label.shape != (batch,) or label.dtype != torch.long:
+            raise ValueError(f"label must be an int64 tensor of shape ({batch},), got {label.dtype} {tuple(label.shape)}")
+        if bool(((label < 0) | (label > self.n_classes)).any()):
+            raise ValueError(f"labels must lie in [0, {self.n_classes}] ({self.n_classes} = no label)")
         return self.label_embedding(label)
 
     def first_guess(self, cond_channels: torch.Tensor, cond_mask: torch.Tensor,

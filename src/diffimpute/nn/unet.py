@@ -123,13 +123,11 @@ class UNetDenoiser(ResidualDenoiser):
         guess: nn.Module | None = None,
         n_classes: int = 0,
     ) -> None:
-        super().__init__(n_features, guess)
+        super().__init__(n_features, guess, n_classes, d_label=d_step)
         if height < 1 or width < 1 or n_levels < 1 or n_blocks < 1:
             raise ValueError(f"height, width, n_levels and n_blocks must be >= 1, got {height}, {width}, "
                              f"{n_levels}, {n_blocks}")
-        if n_classes < 0:
-            raise ValueError(f"n_classes must be >= 0, got {n_classes}")
-        self.height, self.width, self.n_levels, self.n_classes = height, width, n_levels, n_classes
+        self.height, self.width, self.n_levels = height, width, n_levels
         self.padded = (padded_size(height, n_levels), padded_size(width, n_levels))
         widths = [channels * min(2**level, 4) for level in range(n_levels)]
         if attention and widths[-1] % n_heads:
@@ -139,7 +137,6 @@ class UNetDenoiser(ResidualDenoiser):
         self.cond_input = nn.Conv2d(cond_inputs, widths[0], 3, padding=1)
         self.noisy_input = nn.Conv2d(n_features, widths[0], 3, padding=1, bias=False)
         self.step_embedding = StepEmbedding(d_step)
-        self.label_embedding = nn.Embedding(n_classes + 1, d_step) if n_classes else None
 
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -212,23 +209,9 @@ class UNetDenoiser(ResidualDenoiser):
             parts.append(guess)
         parts.append(torch.ones_like(cond_mask[:, :1], dtype=cond_channels.dtype))
         input_bias = self.cond_input(self._to_maps(torch.cat(parts, dim=1)))
-        side = []
-        if label is not None or self.label_embedding is not None:
-            side.append(self._label_embedding(label, batch, cond_channels.device))
+        label_vector = self.embed_label(label, batch)
+        side = [] if label_vector is None else [label_vector]
         return Condition(input_bias=input_bias, side=side, guess=guess)
-
-    def _label_embedding(self, label: torch.Tensor | None, batch: int, device: torch.device) -> torch.Tensor:
-        """``(batch, d_step)`` embedding of ``label`` (None: the "no label" class)."""
-        if self.label_embedding is None:
-            raise ValueError("this UNet was built with n_classes=0, so it takes no label; build it with "
-                             "n_classes > 0 for class-conditional generation, or pass label=None")
-        if label is None:
-            label = torch.full((batch,), self.n_classes, dtype=torch.long, device=device)
-        if label.shape != (batch,) or label.dtype != torch.long:
-            raise ValueError(f"label must be an int64 tensor of shape ({batch},), got {label.dtype} {tuple(label.shape)}")
-        if bool(((label < 0) | (label > self.n_classes)).any()):
-            raise ValueError(f"labels must lie in [0, {self.n_classes}] ({self.n_classes} = no label)")
-        return self.label_embedding(label)
 
     def forward(self, x_noisy: torch.Tensor, steps: torch.Tensor, condition: Condition) -> torch.Tensor:
         """x_noisy ``(batch, samples, features, height * width)``; steps ``(batch * samples,)`` or

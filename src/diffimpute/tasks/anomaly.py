@@ -42,7 +42,7 @@ from diffimpute.data.schema import Schema, column_names, time_positions, to_pane
 from diffimpute.data.windowing import stitch
 from diffimpute.diffusion.parameterisation import Prediction, check_prediction
 from diffimpute.diffusion.samplers import SamplerKind, make_sampler
-from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
+from diffimpute.diffusion.schedules import ScheduleKind
 from diffimpute.engine.denoising import denoising_loss, guess_residual_scale
 from diffimpute.engine.distributed import WHOLE, Shard
 from diffimpute.engine.sampling import sample
@@ -405,9 +405,6 @@ class ImDiffusionDetector(DiffusionEstimator):
             n_mask_ids=self.n_masks + 1,  # the scoring masks, plus one slot for random training masks
             d_mask=self.d_mask,
         )
-
-    def _noise_schedule(self) -> NoiseSchedule:
-        return NoiseSchedule(self.diffusion_steps, self.schedule, self.beta_start, self.beta_end)
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(max_epochs=self.max_epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,

@@ -50,7 +50,7 @@ from diffimpute.data.schema import to_panel
 from diffimpute.data.table import TableEncoder
 from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind, make_sampler
-from diffimpute.diffusion.schedules import NoiseSchedule, ScheduleKind
+from diffimpute.diffusion.schedules import ScheduleKind
 from diffimpute.engine.denoising import denoising_loss
 from diffimpute.engine.distributed import WHOLE, Shard
 from diffimpute.engine.sampling import sample
@@ -241,9 +241,6 @@ class DiffusionAugmenter(DiffusionEstimator):
         if not 0 <= self.label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
         _check_guidance(self.guidance_scale)
-
-    def _noise_schedule(self) -> NoiseSchedule:
-        return NoiseSchedule(self.diffusion_steps, self.schedule, self.beta_start, self.beta_end)
 
     def _sampler(self):
         return make_sampler(self._noise_schedule(), self.sampler, self.sampling_steps, self.ddim_eta)

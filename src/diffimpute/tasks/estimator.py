@@ -29,6 +29,7 @@ from diffimpute import __version__
 from diffimpute._validation import check_choice, check_positive_int, check_seed
 from diffimpute.diffusion.parameterisation import check_prediction
 from diffimpute.diffusion.samplers import SamplerKind
+from diffimpute.diffusion.schedules import NoiseSchedule
 from diffimpute.engine.checkpoint import Checkpointing, load_checkpoint, save_checkpoint
 
 DeviceName = Literal["auto", "cpu", "cuda"] | str
@@ -58,6 +59,10 @@ class DiffusionEstimator(BaseEstimator):
 
     random_state: int
     device: DeviceName
+
+    def _noise_schedule(self) -> NoiseSchedule:
+        """The forward process every estimator's parameters describe (steps, schedule, betas)."""
+        return NoiseSchedule(self.diffusion_steps, self.schedule, self.beta_start, self.beta_end)
 
     def _clip_bounds(self, low: np.ndarray, high: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
         """The sampler's per-channel clamp, each ``(channels, 1)``: the observed range ``[low, high]``

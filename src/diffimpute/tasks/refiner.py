@@ -28,7 +28,6 @@ from diffimpute._progress import progress
 from diffimpute.data.batch import Windows
 from diffimpute.diffusion.noise import RowUniform
 from diffimpute.diffusion.samplers import make_sampler
-from diffimpute.diffusion.schedules import NoiseSchedule
 from diffimpute.engine.calibration import (
     N_GAP_BINS,
     cell_scales,
@@ -221,9 +220,6 @@ class GuessRefiner(DiffusionEstimator):
         rows = torch.randperm(len(train_windows), generator=generator)[:512]
         batch = train_windows[rows]
         return guess_residual_scale(self.model_, batch, self._random_targets(batch.observed, generator))
-
-    def _noise_schedule(self) -> NoiseSchedule:
-        return NoiseSchedule(self.diffusion_steps, self.schedule, self.beta_start, self.beta_end)
 
     def _sampler(self):
         steps = self.sampling_steps
