@@ -20,6 +20,7 @@ settings.register_profile("repeatable", derandomize=True)
 settings.load_profile("repeatable")
 
 TINY = {
+    "pretrained": None,  # the small CSDI denoiser trained from scratch; tests/test_pretrained.py covers the weights
     "window": 16,
     "channels": 16,
     "n_layers": 1,

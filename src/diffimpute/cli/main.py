@@ -31,9 +31,15 @@ from diffimpute.io.files import (
 
 # Model options shared by ``fit``, ``evaluate`` and ``demo``; None means the library default.
 _MODEL_OPTIONS = [
-    click.option("--window", type=int, default=None, help="Time steps per window (default min(48, length))."),
+    click.option("--pretrained", default=None, metavar="NAME",
+                 help="Series: start from these pretrained weights: default (shipped in the package), the path "
+                      "of an exported weights file, or none (train from scratch)."),
+    click.option("--max-steps", type=int, default=None,
+                 help="Optimiser steps of training (series default: 300 fine-tuning, 1000 from scratch)."),
+    click.option("--window", type=int, default=None,
+                 help="Time steps per window (default min(256, length) pretrained, min(48, length) from scratch)."),
     click.option("--time-budget", type=float, default=None,
-                 help="Seconds of training; stops cleanly and keeps the best model (default 120)."),
+                 help="Cap on seconds of training; stops cleanly, keeps the best model and warns (default 120)."),
     click.option("--epochs", "max_epochs", type=int, default=None, help="Maximum training epochs (default 200)."),
     click.option("--channels", type=int, default=None, help="Denoiser width (default 32)."),
     click.option("--layers", "n_layers", type=int, default=None, help="Residual layers (default 2)."),
@@ -53,7 +59,11 @@ def _model_options(command):
 
 
 def _params(**options) -> dict:
-    return {name: value for name, value in options.items() if value is not None}
+    """The options given, with ``--pretrained none`` as ``pretrained=None``."""
+    params = {name: value for name, value in options.items() if value is not None}
+    if params.get("pretrained") == "none":
+        params["pretrained"] = None
+    return params
 
 
 def _user_errors(command):
@@ -127,7 +137,7 @@ def _imputer_for(kind: str, guess: str | None, seed: int, quiet: bool, options: 
 
     params = _params(**options)
     if kind == "table":
-        for name in ("window", "target_strategy"):
+        for name in ("window", "target_strategy", "pretrained", "max_steps"):
             if name in params:
                 raise ValueError(f"--{name.replace('_', '-')} is for time series; this data is a table (--kind table)")
         if guess in ("interpolate", "latent"):
@@ -213,8 +223,7 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.argument("data", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, metavar="[MODEL] DATA")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="CSV or Parquet to write (with --dask: a new folder for one Parquet file per partition).")
 @click.option("--n-samples", type=int, default=None, help="Draws per missing cell (default: the model's).")
@@ -232,21 +241,41 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
                    "for series larger than memory.")
 @click.option("--quiet", is_flag=True)
 @_user_errors
-def impute(model, data, output, n_samples, quantiles, sampler, sampling_steps, index_col, seed, scheduler, series,
+def impute(paths, output, n_samples, quantiles, sampler, sampling_steps, index_col, seed, scheduler, series,
            stream, quiet):
-    """Fill the gaps in DATA with MODEL; writes the median (and optional quantile columns)."""
+    """Fill the gaps in DATA with MODEL; writes the median (and optional quantile columns).
+
+    With DATA alone, a time series is imputed by the pretrained model shipped in the package, with
+    no training (its intervals are calibrated on cells of DATA hidden for the purpose); train a
+    MODEL with `diffimpute fit` to fine-tune it on your data first.
+    """
+    if len(paths) > 2:
+        raise ValueError(f"impute takes [MODEL] DATA, got {len(paths)} paths: {' '.join(paths)}")
+    model, data = (None, paths[0]) if len(paths) == 1 else paths
     levels = _parse_quantiles(quantiles)
+    if model is None and (scheduler is not None or stream or series is not None):
+        raise ValueError("--dask, --series and --stream need a MODEL fitted first (`diffimpute fit`)")
     if scheduler is not None or stream or series is not None:
         imputer = _load_imputer(model).set_params(**_params(sampler=sampler, sampling_steps=sampling_steps))
         _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col, n_samples, seed, levels, quiet)
         return
     check_writable(output, TABLE_SUFFIXES)
-    imputer = _load_imputer(model).set_params(verbose=not quiet, **_params(sampler=sampler, sampling_steps=sampling_steps))
     frame = read_table(data, index_col)
+    imputer = _pretrained_imputer(frame, seed) if model is None else _load_imputer(model)
+    imputer.set_params(verbose=not quiet, **_params(sampler=sampler, sampling_steps=sampling_steps))
     result = imputer.impute(frame, n_samples=n_samples, seed=seed)
     table = result.to_frame(quantiles=levels) if levels else result.median()
     write_table(table, output)
     _echo(quiet, f"imputed {int(result.missing.sum())} cells with {result.n_samples} draws; written to {output}")
+
+
+def _pretrained_imputer(frame: pd.DataFrame, seed: int | None):
+    from diffimpute import DiffusionImputer
+
+    if _data_kind(frame, "auto") == "table":
+        raise ValueError("the pretrained model imputes time series (numeric columns); for a table with "
+                         "categorical columns, fit a model first: `diffimpute fit DATA -o model.dfi`")
+    return DiffusionImputer.from_pretrained(random_state=0 if seed is None else seed)
 
 
 def _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col, n_samples, seed, levels, quiet):

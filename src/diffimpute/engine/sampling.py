@@ -73,6 +73,7 @@ def _paired(first: Condition, second: Condition) -> Condition:
         input_bias=torch.cat([first.input_bias, second.input_bias]),
         side=[torch.cat(pair) for pair in zip(first.side, second.side)],
         guess=None if first.guess is None else torch.cat([first.guess, second.guess]),
+        scale=None if first.scale is None else torch.cat([first.scale, second.scale]),
     )
 
 

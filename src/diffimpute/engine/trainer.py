@@ -5,12 +5,18 @@ needs (targets, diffusion steps, noise) for the whole ``batch`` from ``generator
 the whole run, and runs the network on the rows of ``shard`` only: all of them in one process, this
 process's share under torchrun (``engine.distributed``). The loop owns what every task shares:
 shuffling, AdamW with gradient clipping, learning-rate drops, optional EMA weights, model selection
-on a task-supplied validation score, early stopping, a wall-clock budget, a progress bar,
-distributed data parallelism and checkpoints to resume from.
+on a task-supplied validation score, early stopping, a step budget or a wall-clock budget, a
+progress bar, distributed data parallelism and checkpoints to resume from.
 
-Learning-rate drops (10x at 75 % and again at 90 %) follow the run's progress, the larger of the
-share of epochs done and the share of the time budget spent, so a run cut short by its budget
-still anneals.
+Step budgets and time budgets: ``max_steps`` counts optimiser steps, so it fixes what a run
+computes. The run stops after exactly that many steps (sooner at ``max_epochs`` or by early
+stopping), the learning-rate drops (10x at 75 % and again at 90 %) follow the larger of the shares
+of steps and of epochs done, and validation checks fall every ``check_every_steps`` steps and at
+the last step: one seed gives the same weights on a fast machine and a slow one. A
+``time_budget`` alone is wall-clock time: the drops follow the larger of the shares of epochs done
+and of the budget spent, so a run cut short still anneals, and checks also fall mid-epoch every
+twelfth of the budget, so what a run computes depends on the machine's speed. With both, the time
+budget is only a cap, and a run it cuts short warns that its results are not reproducible.
 
 Distributed: every rank shuffles with the same generator, takes the same global batches and draws
 the same randomness; each computes its shard and DDP averages the gradients, so N ranks train the
@@ -23,9 +29,9 @@ both generators' states, the epoch's shuffle and how far into it the loop got, t
 training so far); ``resume=True`` restores it and goes on from the next batch, so a run killed and
 resumed ends with the weights of a run never stopped. A time budget is wall-clock time, which no
 resume replays: the seconds of training are carried over, so the resumed run stops once the budget
-is spent in total, but its checks fall at other batches. Dropout draws from PyTorch's global
-generator, which the loop seeds from (seed, rank, step) before every step, so a step's dropout does
-not depend on what ran before it and ranks draw different masks.
+is spent in total, but without ``max_steps`` its checks fall at other batches. Dropout draws from
+PyTorch's global generator, which the loop seeds from (seed, rank, step) before every step, so a
+step's dropout does not depend on what ran before it and ranks draw different masks.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import copy
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +67,7 @@ from diffimpute.engine.distributed import Shard
 
 LossFn = Callable[[nn.Module, Windows, torch.Generator, Shard], torch.Tensor]
 ScoreFn = Callable[[nn.Module], float]
-StopReason = Literal["max_epochs", "early_stopping", "time_budget", ""]
+StopReason = Literal["max_epochs", "max_steps", "early_stopping", "time_budget", ""]
 _CHECKS_PER_BUDGET = 12
 
 
@@ -69,7 +76,10 @@ class TrainConfig:
     """Optimisation settings; see the estimators' docstrings for what each means to a user.
 
     time_budget: seconds of training after which the loop stops cleanly and keeps the best model
-    (None: no limit). validate_every: epochs between validation scores.
+    (None: no limit); with ``max_steps`` only a cap. validate_every: epochs between validation
+    scores, without ``max_steps``. max_steps: optimiser steps to train for, a budget that a seed
+    makes reproducible (None: epochs and time decide). check_every_steps: optimiser steps between
+    validation checks with ``max_steps`` (None: a twelfth of ``max_steps``).
     """
 
     max_epochs: int = 100
@@ -81,6 +91,15 @@ class TrainConfig:
     ema_decay: float | None = None
     time_budget: float | None = None
     validate_every: int = 1
+    max_steps: int | None = None
+    check_every_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_steps is not None and self.max_steps < 0:
+            raise ValueError(f"max_steps must be a number of optimiser steps >= 0 or None, got {self.max_steps}")
+        if self.check_every_steps is not None and (self.max_steps is None or self.check_every_steps < 1):
+            raise ValueError(f"check_every_steps must be a positive number of steps and needs max_steps, got "
+                             f"check_every_steps={self.check_every_steps} with max_steps={self.max_steps}")
 
 
 @dataclass
@@ -90,7 +109,8 @@ class TrainHistory:
     ``initial_score`` scores the weights before training; ``best_score`` is the best of every check
     (mid-epoch ones included), the one whose weights were kept; ``best_epoch`` is -1 when no epoch
     beat the initial weights (or there was no validation) and those were kept. ``seconds``: of
-    training, summed over a run and its resumptions.
+    training, summed over a run and its resumptions; ``steps``: optimiser steps, likewise. With
+    ``max_steps`` an epoch's validation score is that of its last check.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -100,10 +120,12 @@ class TrainHistory:
     best_epoch: int = -1
     seconds: float = 0.0
     stopped: StopReason = ""
+    steps: int = 0  # a default, so that histories saved before it was recorded still load
 
     def to_dict(self) -> dict:
         return {"train_loss": self.train_loss, "val_score": self.val_score, "initial_score": self.initial_score,
-                "best_score": self.best_score, "best_epoch": self.best_epoch, "seconds": self.seconds, "stopped": self.stopped}
+                "best_score": self.best_score, "best_epoch": self.best_epoch, "seconds": self.seconds,
+                "stopped": self.stopped, "steps": self.steps}
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -165,6 +187,7 @@ class _Position:
     steps: int = 0  # optimiser steps in all
     total: float = 0.0  # this epoch's loss x windows so far
     count: int = 0  # this epoch's windows so far
+    score: float = math.nan  # this epoch's last check, its validation score with a step budget
     last_check: float = 0.0
     last_save: float = 0.0
     spent: float = 0.0
@@ -173,6 +196,13 @@ class _Position:
 
 def _lr_factor(progress: float) -> float:
     return 0.01 if progress >= 0.9 else 0.1 if progress >= 0.75 else 1.0
+
+
+def _progress(config: TrainConfig, epoch: int, steps: int, seconds: float) -> float:
+    """The share of the run done, for the learning-rate drops; with a step budget the clock has no say."""
+    if config.max_steps is not None:
+        return max(epoch / config.max_epochs, steps / config.max_steps)
+    return max(epoch / config.max_epochs, seconds / config.time_budget if config.time_budget else 0.0)
 
 
 def _seed_dropout(seed: int, rank: int, step: int, device: torch.device) -> None:
@@ -310,9 +340,15 @@ def train(
     clock = _Clock(at.spent, device)
     if not resuming and selection is not None:
         history.initial_score = selection.check(epoch=-1)  # the untrained weights are a candidate too
-    epochs = range(at.epoch, config.max_epochs) if not at.finished else range(0)
+    no_steps = config.max_steps == 0  # only the untrained weights are scored (a pretrained model used as is)
+    epochs = range(at.epoch, config.max_epochs) if not (at.finished or no_steps) else range(0)
+    if no_steps:
+        history.stopped = "max_steps"
     bar = progress_bar(epochs, desc=desc, unit="epochs", enabled=progress and main)
-    # With a budget, validation also runs mid-epoch, so that one long epoch cannot hide the best model.
+    # With a step budget, checks fall at multiples of check_steps; with a time budget alone, also
+    # mid-epoch every check_every seconds, so that one long epoch cannot hide the best model.
+    by_steps = config.max_steps is not None
+    check_steps = (config.check_every_steps or max(1, config.max_steps // _CHECKS_PER_BUDGET)) if by_steps else 0
     check_every = config.time_budget / _CHECKS_PER_BUDGET if config.time_budget else math.inf
     every_seconds = checkpoint.every_seconds if checkpoint is not None and checkpoint.every_seconds else math.inf
     now = clock.now()
@@ -320,43 +356,63 @@ def train(
         model.train()
         if at.batch == 0:
             loop.permutation = torch.randperm(len(windows), generator=loop.order)
-            at.total, at.count = 0.0, 0
+            at.total, at.count, at.score = 0.0, 0, math.nan
         batches = loop.permutation.split(config.batch_size)
-        out_of_time = False
+        stop: StopReason = ""
         for index in range(at.batch, len(batches)):
             if config.time_budget is not None and now > config.time_budget:
-                out_of_time = True
+                stop = "time_budget"
                 break
-            spent = now / config.time_budget if config.time_budget else 0.0
             rows = batches[index]
-            loss = loop.step(rows, config.learning_rate * _lr_factor(max(epoch / config.max_epochs, spent)))
+            loss = loop.step(rows, config.learning_rate * _lr_factor(_progress(config, epoch, at.steps, now)))
             at.total, at.count, at.batch = at.total + loss * len(rows), at.count + len(rows), index + 1
             now = clock.now()
-            if selection is not None and now - at.last_check > check_every:
-                selection.check(epoch)
+            due = at.steps % check_steps == 0 if by_steps else now - at.last_check > check_every
+            if selection is not None and due:
+                at.score = selection.check(epoch)
                 now = at.last_check = clock.now()
                 model.train()
+                if by_steps and selection.stale >= config.patience:
+                    stop = "early_stopping"
+                    break
+            if by_steps and at.steps >= config.max_steps:
+                stop = "max_steps"
+                break
             if now - at.last_save >= every_seconds and index + 1 < len(batches):
                 at.spent = at.last_save = now
                 loop.save(checkpoint, fingerprint)
         history.train_loss.append(at.total / max(at.count, 1))
-        # With a budget, an epoch end is checked only if half a check interval has passed, so that
-        # short epochs neither spend the budget on validation nor run out of patience in seconds.
         now = clock.now()
-        due = now - at.last_check >= check_every / 2 if config.time_budget else True
-        epoch_end = ((epoch + 1) % config.validate_every == 0 and due) or epoch + 1 == config.max_epochs or out_of_time
-        score = math.nan
-        if selection is not None and epoch_end and at.count > 0:
-            score = selection.check(epoch)
-            now = at.last_check = clock.now()
+        if by_steps:
+            if not stop and epoch + 1 < config.max_epochs and config.time_budget is not None and now > config.time_budget:
+                stop = "time_budget"
+            # Training ends here: its last step is checked unless a multiple of check_steps was.
+            if selection is not None and (stop or epoch + 1 == config.max_epochs) and at.steps % check_steps:
+                at.score = selection.check(epoch)
+                now = at.last_check = clock.now()
+            score = at.score
+        else:
+            # With a budget, an epoch end is checked only if half a check interval has passed, so that
+            # short epochs neither spend the budget on validation nor run out of patience in seconds.
+            due = now - at.last_check >= check_every / 2 if config.time_budget else True
+            epoch_end = ((epoch + 1) % config.validate_every == 0 and due) or epoch + 1 == config.max_epochs or stop != ""
+            score = math.nan
+            if selection is not None and epoch_end and at.count > 0:
+                score = selection.check(epoch)
+                now = at.last_check = clock.now()
+            if config.time_budget is not None and now > config.time_budget:
+                stop = "time_budget"
         history.val_score.append(score)
         bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{score:.4f}")
         at.epoch, at.batch = epoch + 1, 0
-        if out_of_time or (config.time_budget is not None and now > config.time_budget):
-            history.stopped = "time_budget"
-            break
-        if selection is not None and selection.stale >= config.patience:
-            history.stopped = "early_stopping"
+        if not stop and selection is not None and selection.stale >= config.patience:
+            stop = "early_stopping"
+        if stop:
+            history.stopped = stop
+            if stop == "time_budget" and by_steps and main:
+                warnings.warn(f"{desc}: the time budget of {config.time_budget} s cut training short at step "
+                              f"{at.steps} of max_steps={config.max_steps}, so its results are not reproducible; "
+                              "raise time_budget (or pass None) to train for max_steps", stacklevel=2)
             break
         by_epochs = checkpoint is not None and checkpoint.every_epochs and at.epoch % checkpoint.every_epochs == 0
         if (by_epochs or now - at.last_save >= every_seconds) and at.epoch < config.max_epochs:
@@ -366,7 +422,7 @@ def train(
     bar.close()
     if not at.finished:
         history.seconds = at.spent = clock.now()
-        at.finished = True
+        history.steps, at.finished = at.steps, True
         loop.save(checkpoint, fingerprint)
     if loop.ema is not None:
         model.load_state_dict(loop.ema.module.state_dict())

@@ -27,12 +27,15 @@ class Condition:
 
     ``input_bias``: the projected conditioning channels (its shape is the denoiser's own);
     ``side``: per-layer side information, if the denoiser has any; ``guess``: ``(batch, features,
-    length)`` the first guess, None without one.
+    length)`` the first guess, None without one; ``scale``: ``(batch, features, 1)`` the residual's
+    unit in each window, for a denoiser that scales every window by its own cells (None: the
+    denoiser's fitted ``residual_scale``).
     """
 
     input_bias: torch.Tensor
     side: list[torch.Tensor] = field(default_factory=list)
     guess: torch.Tensor | None = None
+    scale: torch.Tensor | None = None
 
 
 class ResidualDenoiser(nn.Module):
@@ -75,11 +78,16 @@ class ResidualDenoiser(nn.Module):
         """What the diffusion runs over: ``(values - guess) / residual_scale``; ``values`` is
         ``(batch, features, length)`` or ``(batch, samples, features, length)``."""
         guess = self._guess_like(values, condition)
-        return (values - guess) / self.residual_scale
+        return (values - guess) / self._scale_like(values, condition)
 
     def from_residual(self, residual: torch.Tensor, condition: Condition) -> torch.Tensor:
         """Inverse of ``to_residual``."""
-        return self._guess_like(residual, condition) + residual * self.residual_scale
+        return self._guess_like(residual, condition) + residual * self._scale_like(residual, condition)
+
+    def _scale_like(self, like: torch.Tensor, condition: Condition) -> torch.Tensor:
+        if condition.scale is None:
+            return self.residual_scale
+        return condition.scale if like.dim() == 3 else condition.scale.unsqueeze(1)
 
     @staticmethod
     def _guess_like(like: torch.Tensor, condition: Condition) -> torch.Tensor | float:

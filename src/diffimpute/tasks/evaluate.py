@@ -25,10 +25,14 @@ from diffimpute.tasks.imputer import DiffusionImputer
 from diffimpute.tasks.result import ImputationResult, TableImputationResult
 from diffimpute.tasks.tabular import TabularImputer
 
-# Probabilistic methods: the guess each diffusion imputer refines; all take ``diffusion_params``.
-# "csdi" is the CSDI-faithful setting (no guess, noise prediction), kept for comparison.
+# Probabilistic methods: the guess each diffusion imputer refines and where it starts; all take
+# ``diffusion_params``. "diffusion" fine-tunes the shipped pretrained denoiser, "zero-shot" imputes
+# with it untrained, "scratch" trains the CSDI denoiser from random weights; "csdi" is the
+# CSDI-faithful setting (no guess, noise prediction), kept for comparison.
 PROBABILISTIC_METHODS = {
     "diffusion": {"guess": "interpolate"},
+    "zero-shot": {"guess": "interpolate", "max_steps": 0},
+    "scratch": {"guess": "interpolate", "pretrained": None},
     "lssdm": {"guess": "latent"},
     "csdi": {"guess": "none", "prediction": "epsilon"},
 }
@@ -77,8 +81,10 @@ def evaluate_methods(
 ) -> tuple[pd.DataFrame, dict[str, ImputationResult | pd.DataFrame | np.ndarray]]:
     """Score ``methods`` on cells hidden from ``data`` by ``mask``.
 
-    ``"diffusion"`` is the default imputer (refining linear interpolation), ``"lssdm"`` refines the
-    LSSDM latent prior, ``"csdi"`` is the CSDI-faithful setting; ``diffusion_params`` go to all three.
+    ``"diffusion"`` is the default imputer (fine-tuned from the pretrained denoiser, refining linear
+    interpolation), ``"zero-shot"`` the pretrained denoiser untrained, ``"scratch"`` the default
+    trained from random weights, ``"lssdm"`` refines the LSSDM latent prior, ``"csdi"`` is the
+    CSDI-faithful setting; ``diffusion_params`` go to all of them (after the method's own).
     Returns the table (one row per method: mae, rmse, crps, crps_q19, coverage, width, fit and
     impute seconds) and each method's output (an ``ImputationResult`` for probabilistic methods).
     """

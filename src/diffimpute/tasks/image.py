@@ -228,7 +228,7 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
                                 np.nanmax(scaled.reshape(-1, channels), axis=0))
         train_windows, held, donors = self._split(to_windows(scaled))
         bank = self._bank(donors) if self.guess == "neighbours" else None
-        self._train_refiner(train_windows, held, resolve_device(self.device), started, prior=bank)
+        self._train_refiner(train_windows, held, resolve_device(self.device), started, start=bank)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 

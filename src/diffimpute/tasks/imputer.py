@@ -6,6 +6,10 @@ at random (self-supervision), so no complete ground truth is ever needed.
 
 The design, in the order ``fit`` runs it:
 
+0. By default the diffusion model starts from weights pretrained once on broad synthetic and real
+   series and shipped in the package (``nn.pretrained``, ``weights/MODEL_CARD.md``): a
+   feature-agnostic denoiser that scales each window by its own cells, so it imputes data it has
+   never seen with no training (``from_pretrained``) and ``fit`` only fine-tunes it.
 1. A first guess of every cell from the conditioning cells only (``guess``: time-aware linear
    interpolation by default, the LSSDM latent prior, or none as in CSDI).
 2. A diffusion model over the residual from that guess, its output layer initialised at zero, so
@@ -60,11 +64,18 @@ from diffimpute.nn.guess import (
     check_guess,
 )
 from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_laplacian, prior_loss
+from diffimpute.nn.patch import PatchDenoiser
+from diffimpute.nn.pretrained import PretrainedWeights, load_pretrained
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.refiner import GuessRefiner, HeldOut
 from diffimpute.tasks.result import ImputationResult
 
 _DEFAULT_WINDOW = 48
+_PRETRAINED_WINDOW = 256  # the pretrained denoiser reads long windows cheaply (patches of 8 steps)
+_FINE_TUNE_STEPS = 300
+_SCRATCH_STEPS = 1000
+_FINE_TUNE_LEARNING_RATE = 3e-4
+_SCRATCH_LEARNING_RATE = 3e-3
 _MIN_TIME_STEPS = 4  # fewer gives windows with no time to attend over and a meaningless guess
 _MAX_VALIDATION_WINDOWS = 64
 _PRIOR_BUDGET_SHARE = 0.25
@@ -116,13 +127,27 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
     """Fill missing values with a conditional diffusion model that refines a first guess, and
     say how sure it is (samples, median, quantiles, calibrated intervals).
 
-    Defaults are sized for a laptop CPU by measurement (``bench/tune_imputer.py`` on validation
-    splits): a 2-layer, 32-channel denoiser, batches of 16 at learning rate 3e-3, a 120 s training
-    budget, 10-step DDIM sampling.
+    By default ``fit`` fine-tunes the shipped pretrained denoiser for 300 steps at learning rate
+    3e-4 (about a minute on a laptop CPU); ``DiffusionImputer.from_pretrained()`` imputes with no
+    training at all. ``pretrained=None`` trains a CSDI denoiser from scratch, sized for a laptop
+    CPU by measurement (``bench/tune_imputer.py``): 2 layers, 32 channels, batches of 16 at
+    learning rate 3e-3, 1000 steps. Sampling: 10-step DDIM.
 
     Parameters
     ----------
-    window: time steps per window the model sees; default ``min(48, series length)``.
+    pretrained: ``"default"`` (the weights shipped in the package, see ``weights/MODEL_CARD.md``),
+        the path of a weights file exported by ``pretrain/pretrain.py``, or None (train from
+        scratch). The pretrained denoiser refines linear interpolation, so with ``guess="latent"``
+        or ``"none"`` the ``"default"`` weights do not apply and the model trains from scratch;
+        its size is the weights' own (``channels``, ``n_layers``, ``n_heads`` and ``dropout``
+        size a model trained from scratch), and the diffusion parameters must match the ones
+        it was trained for (the defaults do). ``pretrained_`` says whether a fit used them.
+    max_steps: optimiser steps of training (None: 300 from pretrained weights, 1000 from scratch;
+        0: no training, as ``from_pretrained``). The same data, parameters and ``random_state``
+        give the same model on one machine.
+    validate_every: optimiser steps between model-selection checks (None: ``max_steps // 12``).
+    window: time steps per window the model sees; default ``min(256, series length)`` with
+        pretrained weights (at most 512), ``min(48, series length)`` from scratch.
     stride: step between training windows; default ``window // 4``. Imputation always uses
         half-overlapping windows and takes each timestamp from the window it is most central in.
     guess: the first estimate the diffusion model refines, computed from conditioning cells only:
@@ -138,10 +163,12 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
     target_strategy: how observed cells are split into conditioning and training targets:
         ``"random"`` (CSDI's default), ``"historical"`` (other windows' missing patterns) or ``"mix"``.
     max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay: training (AdamW with
-        gradient clipping; the learning rate drops 10x at 75 % and 90 % of the run). ``patience``
+        gradient clipping; the learning rate drops 10x at 75 % and 90 % of the steps).
+        ``learning_rate`` None: 3e-4 from pretrained weights, 3e-3 from scratch. ``patience``
         counts validation checks without improvement before stopping.
-    time_budget: seconds of training after which ``fit`` stops cleanly and keeps the best model
-        (None: no limit; training also stops at ``max_epochs`` or early).
+    time_budget: a cap in seconds: if training reaches it before ``max_steps``, ``fit`` stops
+        cleanly, keeps the best model and warns that the result then depends on the machine's
+        speed (None: no cap).
     validation_fraction: share of observed cells held out from training for model selection,
         calibration and ``validation_`` (0 turns all three off).
     n_samples: draws per missing cell for ``transform`` (and ``impute`` unless given).
@@ -171,6 +198,9 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
     def __init__(
         self,
         *,
+        pretrained: str | None = "default",
+        max_steps: int | None = None,
+        validate_every: int | None = None,
         window: int | None = None,
         stride: int | None = None,
         guess: GuessKind = "interpolate",
@@ -186,7 +216,7 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         target_strategy: TargetStrategy = "random",
         max_epochs: int = 200,
         batch_size: int = 16,
-        learning_rate: float = 3e-3,
+        learning_rate: float | None = None,
         weight_decay: float = 1e-6,
         patience: int = 10,
         ema_decay: float | None = None,
@@ -214,6 +244,9 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         random_state: int = 0,
         verbose: bool = True,
     ) -> None:
+        self.pretrained = pretrained
+        self.max_steps = max_steps
+        self.validate_every = validate_every
         self.window = window
         self.stride = stride
         self.guess = guess
@@ -257,6 +290,21 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         self.random_state = random_state
         self.verbose = verbose
 
+    @classmethod
+    def from_pretrained(cls, name: str = "default", **params) -> DiffusionImputer:
+        """An imputer that imputes with the pretrained weights ``name`` and no training at all.
+
+        ``transform`` and ``impute`` work without ``fit``: each call first adapts to the data it
+        is given, without changing a weight: it learns the columns, a per-column scaler and each
+        feature's domain, then hides ``validation_fraction`` of the observed cells (scattered
+        points, runs in one feature and outages across features, as ``fit`` does), imputes them
+        from the rest and fits the draws' spread so that 90 % intervals cover 90 % of those
+        cells (if the model does not beat linear interpolation there, interpolation is used, as
+        after ``fit``). ``fit(X)`` does the same once, for imputing other data like ``X``
+        later. Other keyword arguments are the constructor's (``max_steps`` is 0).
+        """
+        return cls(pretrained=name, max_steps=0, **params)
+
     # ------------------------------------------------------------------ parameter checks
     def _check_params(self) -> None:
         """Every parameter is checked before any training starts."""
@@ -269,6 +317,34 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
             raise ValueError("kl_weight and graph_weight must be >= 0")
         if self.prior_kernel % 2 == 0:
             raise ValueError(f"prior_kernel must be odd so windows keep their length, got {self.prior_kernel}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int | np.integer) or self.max_steps < 0):
+            raise ValueError(f"max_steps must be a whole number >= 0 or None, got {self.max_steps!r}")
+        if self.validate_every is not None:
+            check_positive_int(self.validate_every, "validate_every")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
+        weights = self._weights()
+        if weights is not None:
+            mine = {"diffusion_steps": self.diffusion_steps, "schedule": self.schedule, "beta_start": self.beta_start,
+                    "beta_end": self.beta_end, "prediction": self.prediction}
+            differ = {name: (mine[name], value) for name, value in weights.diffusion.items() if mine[name] != value}
+            if differ:
+                said = ", ".join(f"{name}={ours!r} (weights: {theirs!r})" for name, (ours, theirs) in differ.items())
+                raise ValueError(f"the pretrained weights were trained for other diffusion settings: {said}; keep "
+                                 "the defaults, or pass pretrained=None to train from scratch with these")
+            if self.window is not None and self.window > weights.model["max_length"]:
+                raise ValueError(f"the pretrained denoiser reads windows of at most {weights.model['max_length']} "
+                                 f"steps, got window={self.window}; pass a shorter window or pretrained=None")
+
+    def _weights(self) -> PretrainedWeights | None:
+        """The pretrained weights this imputer starts from; None from scratch (``pretrained=None``,
+        or ``"default"`` with a guess other than interpolation, which those weights refine)."""
+        if self.pretrained is None or (self.pretrained == "default" and self.guess != "interpolate"):
+            return None
+        if self.guess != "interpolate":
+            raise ValueError(f"pretrained weights refine linear interpolation; guess={self.guess!r} needs "
+                             "pretrained=None (training from scratch)")
+        return load_pretrained(self.pretrained)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: pd.DataFrame | np.ndarray, y: None = None, *, checkpoint: CheckpointArg = None,
@@ -287,11 +363,15 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         panel = to_panel(X)
         columns = column_names(X)
         check_all_columns_observed(panel, columns)
-        window = self._window_for(panel.shape[1])
+        weights = self._weights()
+        window = self._window_for(panel.shape[1], weights)
         stride = check_positive_int(self.stride, "stride") if self.stride is not None else max(1, window // 4)
         device = resolve_device(self.device)
 
         self.schema_ = Schema.of(X)
+        self.pretrained_ = weights is not None
+        self.patch_model_ = None if weights is None else dict(weights.model)
+        self.adapts_on_call_ = False
         self.n_features_in_ = panel.shape[-1]
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(columns, dtype=object)
@@ -313,7 +393,7 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
             prior = None
             if self.guess == "latent":
                 prior = self._fit_prior(train_windows, device, None if plan is None else plan.beside(".prior"), resume)
-        self._train_refiner(train_windows, held, device, started, prior, plan, resume)
+        self._train_refiner(train_windows, held, device, started, weights if prior is None else prior, plan, resume)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -329,14 +409,25 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
     def _random_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return make_targets(observed, "random", generator)
 
-    def _window_for(self, n_time: int) -> int:
+    def _learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return _FINE_TUNE_LEARNING_RATE if self.pretrained_ else _SCRATCH_LEARNING_RATE
+
+    def _step_budget(self) -> tuple[int, int]:
+        steps = self.max_steps
+        if steps is None:
+            steps = _FINE_TUNE_STEPS if self.pretrained_ else _SCRATCH_STEPS
+        return steps, self.validate_every or max(1, steps // 12)
+
+    def _window_for(self, n_time: int, weights: PretrainedWeights | None) -> int:
         if n_time < _MIN_TIME_STEPS:
             raise ValueError(
                 f"X has {n_time} time step(s); a time-series imputer learns from how values move in time and "
                 f"needs at least {_MIN_TIME_STEPS} (for independent rows, wait for the tabular imputer)"
             )
         if self.window is None:
-            return min(_DEFAULT_WINDOW, n_time)
+            return min(_DEFAULT_WINDOW if weights is None else _PRETRAINED_WINDOW, n_time)
         window = check_positive_int(self.window, "window")
         if window > n_time:
             raise ValueError(f"window ({window}) is longer than the series ({n_time} time steps); pass window<={n_time}")
@@ -377,7 +468,12 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         return LatentPrior(self.n_features_in_, check_positive_int(latent, "latent_dim"),
                            self.prior_hidden, self.prior_layers, self.prior_kernel)
 
-    def _build_model(self, prior: LatentPrior | None = None) -> CSDIDenoiser:
+    def _build_model(self, start: LatentPrior | PretrainedWeights | None = None) -> CSDIDenoiser | PatchDenoiser:
+        if isinstance(start, PretrainedWeights):
+            return start.build(self.n_features_in_)
+        if self.patch_model_ is not None:
+            return PatchDenoiser(self.n_features_in_, **self.patch_model_)  # ``load`` puts the weights in
+        prior = start
         guess = {"interpolate": InterpolationGuess, "none": lambda: None}.get(self.guess)
         module = LatentGuess(prior if prior is not None else self._build_prior()) if guess is None else guess()
         return CSDIDenoiser(
@@ -401,7 +497,11 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
 
         A window's draws depend only on the seed, the window's own cells and its key (series
         number in ``X``, start in the series), so ``impute_span`` reproduces any part of them.
+        An imputer from ``from_pretrained`` that was not fitted first adapts to ``X`` (see there).
         """
+        if self.pretrained is not None and self.max_steps == 0 and getattr(self, "adapts_on_call_", True):
+            self.fit(X)
+            self.adapts_on_call_ = True
         check_is_fitted(self, "model_")
         n_samples = check_positive_int(self.n_samples if n_samples is None else n_samples, "n_samples")
         panel = self._check_data(X)
@@ -553,6 +653,9 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
             "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
             "validation": self.validation_,
             "history": self.history_.to_dict(),
+            "pretrained": self.pretrained_,
+            "patch_model": self.patch_model_,
+            "adapts_on_call": self.adapts_on_call_,
         }
         if self.guess == "latent":
             state["prior_history"] = self.prior_history_.to_dict()
@@ -565,6 +668,9 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         self.observed_range_ = tuple(np.asarray(r, dtype=np.float64) for r in metadata["observed_range"])
         self.window_ = int(metadata["window"])
         self.n_features_in_ = int(metadata["n_features"])
+        self.pretrained_ = bool(metadata.get("pretrained", False))
+        self.patch_model_ = metadata.get("patch_model")
+        self.adapts_on_call_ = bool(metadata.get("adapts_on_call", False))
         self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
         self.refines_ = bool(metadata["refines"])
         self.guess_channels_ = np.zeros(self.n_features_in_, dtype=bool)  # the time-series imputer never mixes
@@ -592,7 +698,8 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
 def LatentDiffusionImputer(**params) -> DiffusionImputer:  # noqa: N802 -- reads as the estimator it builds
     """The LSSDM setting (arXiv 2409.08917): a ``DiffusionImputer`` whose first guess is a latent-space
     prior's coarse reconstruction. Same parameters as ``DiffusionImputer``; ``guess`` defaults to
-    ``"latent"``."""
+    ``"latent"`` and ``pretrained`` to None (the prior and its refiner train on each data set)."""
     params.setdefault("guess", "latent")
+    params.setdefault("pretrained", None)
     return DiffusionImputer(**params)
 

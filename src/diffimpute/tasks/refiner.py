@@ -134,7 +134,9 @@ class GuessRefiner(DiffusionEstimator):
         """Random targets for measuring the guess's error (``_residual_scale``)."""
         raise NotImplementedError
 
-    def _build_model(self, prior=None) -> torch.nn.Module:
+    def _build_model(self, start=None) -> torch.nn.Module:
+        """The network; ``start`` is what ``fit`` hands it to start from (a trained latent prior,
+        the neighbours of a guess, pretrained weights), None when ``load`` rebuilds it."""
         raise NotImplementedError
 
     def _fit_guess(self, train_windows: Windows, held: HeldOut | None) -> None:
@@ -156,13 +158,13 @@ class GuessRefiner(DiffusionEstimator):
 
     # ------------------------------------------------------------------ training
     def _train_refiner(self, train_windows: Windows, held: HeldOut | None, device: torch.device,
-                       started: float, prior=None, checkpoint: Checkpointing | None = None,
+                       started: float, start=None, checkpoint: Checkpointing | None = None,
                        resume: bool = False) -> None:
         """Build the model, set its residual scale, train it on the engine's loop (saving to and
         resuming from ``checkpoint``), then decide whether it beats its guess and calibrate its spread."""
         selection, calibration = self._split_held(held)
         with self._seeded(device):
-            self.model_ = self._build_model(prior)
+            self.model_ = self._build_model(start)
             self.guess_channels_ = np.zeros(self._n_channels(), dtype=bool)
             self._fit_guess(train_windows, selection)
             self.model_.residual_scale.copy_(self._residual_scale(train_windows))
@@ -254,15 +256,26 @@ class GuessRefiner(DiffusionEstimator):
         return min(self.batch_size, fits)
 
     def _train_config(self, time_budget: float | None) -> TrainConfig:
+        max_steps, check_every = self._step_budget()
         return TrainConfig(
             max_epochs=self.max_epochs,
             batch_size=self._training_batch(),
-            learning_rate=self.learning_rate,
+            learning_rate=self._learning_rate(),
             weight_decay=self.weight_decay,
             patience=self.patience,
             ema_decay=self.ema_decay,
             time_budget=time_budget,
+            max_steps=max_steps,
+            check_every_steps=None if max_steps is None else check_every,
         )
+
+    def _learning_rate(self) -> float:
+        return self.learning_rate
+
+    def _step_budget(self) -> tuple[int | None, int | None]:
+        """(optimiser steps to train, steps between validation checks); (None, None): epochs and
+        the time budget decide, as the tabular imputer does."""
+        return None, None
 
     # ------------------------------------------------------------------ validation and calibration
     def _draw(self, model, windows: Windows, cond_mask, n_samples, steps, generator, device, on_chunk=None,
