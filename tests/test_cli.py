@@ -63,9 +63,24 @@ def test_evaluate_prints_and_saves_one_row_per_method(csv: str, tmp_path) -> Non
     assert by_method["linear"]["mae"] < by_method["mean"]["mae"]  # structured data: interpolation wins
 
 
+def test_impute_without_a_model_uses_the_pretrained_one(csv: str, tmp_path) -> None:
+    out = tmp_path / "filled.csv"
+    result = _run("impute", csv, "-o", str(out), "--n-samples", "4", "--steps", "3", "--index-col", "time", "--quiet")
+    assert result.exit_code == 0, result.output
+    original = pd.read_csv(csv, index_col="time")
+    table = pd.read_csv(out, index_col="time")
+    assert table.shape == original.shape and not table.isna().any().any()
+    observed = original.notna().to_numpy()
+    assert np.array_equal(table.to_numpy()[observed], original.to_numpy()[observed])
+    three = _run("impute", "a.dfi", csv, "extra.csv", "-o", str(out))
+    assert three.exit_code == 2 and "takes [MODEL] DATA" in three.output
+    streamed = _run("impute", csv, "-o", str(out), "--stream")
+    assert streamed.exit_code == 2 and "need a MODEL" in streamed.output
+
+
 def test_demo_writes_its_files(tmp_path) -> None:
     out = tmp_path / "demo"
-    result = _run("demo", "--out", str(out), "--time-budget", "1", "--n-samples", "2", "--quiet")
+    result = _run("demo", "--out", str(out), "--max-steps", "2", "--n-samples", "2", "--quiet")
     assert result.exit_code == 0, result.output
     assert all(name in result.output for name in ("diffusion", "lssdm", "linear", "mice"))
     assert {p.name for p in out.iterdir()} == {"scores.csv", "imputed.csv", "imputation.png", "comparison.png"}

@@ -142,6 +142,18 @@ def test_a_step_budget_stops_after_exactly_its_steps_and_checks_at_multiples_and
     assert stale.stopped == "early_stopping" and stale.steps == 6  # checks at steps 3 and 6 gain nothing
     with pytest.raises(ValueError, match="check_every_steps must be"):
         TrainConfig(check_every_steps=5)
+    with pytest.raises(ValueError, match="max_steps must be"):
+        TrainConfig(max_steps=-1)
+
+
+def test_a_budget_of_zero_steps_scores_the_weights_and_leaves_them() -> None:
+    model = nn.Linear(8, 8)
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    history = train(model, _regression_loss, _windows(), TrainConfig(max_steps=0, batch_size=8),
+                    validate=_probe_score, progress=False)
+    assert history.stopped == "max_steps" and history.steps == 0 and history.train_loss == []
+    assert history.best_score == history.initial_score == _probe_score(model)
+    assert all(torch.equal(before[name], t) for name, t in model.state_dict().items())
 
 
 def test_with_a_step_budget_the_clock_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,7 +84,8 @@ def evaluate_methods(
     ``"diffusion"`` is the default imputer (fine-tuned from the pretrained denoiser, refining linear
     interpolation), ``"zero-shot"`` the pretrained denoiser untrained, ``"scratch"`` the default
     trained from random weights, ``"lssdm"`` refines the LSSDM latent prior, ``"csdi"`` is the
-    CSDI-faithful setting; ``diffusion_params`` go to all of them (after the method's own).
+    CSDI-faithful setting; ``diffusion_params`` go to all of them, except where they would
+    change what defines a method (its guess, prediction, start and, for ``"zero-shot"``, no training).
     Returns the table (one row per method: mae, rmse, crps, crps_q19, coverage, width, fit and
     impute seconds) and each method's output (an ``ImputationResult`` for probabilistic methods).
     """
@@ -104,7 +105,8 @@ def evaluate_methods(
         if on_method is not None:
             on_method(method)
         if method in PROBABILISTIC_METHODS:
-            params = {**PROBABILISTIC_METHODS[method], "random_state": seed, **(diffusion_params or {})}
+            # the method's own settings win: "zero-shot" stays untrained whatever budget the others get
+            params = {"random_state": seed, **(diffusion_params or {}), **PROBABILISTIC_METHODS[method]}
             output, fit_seconds, impute_seconds = _fit_and_fill(
                 DiffusionImputer(**params), gappy, lambda model: model.impute(gappy, n_samples=n_samples, seed=seed))
             samples = output.samples

@@ -321,8 +321,8 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
             raise ValueError(f"max_steps must be a whole number >= 0 or None, got {self.max_steps!r}")
         if self.validate_every is not None:
             check_positive_int(self.validate_every, "validate_every")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0 or None, got {self.learning_rate!r}")
+        if self.learning_rate is not None and not self.learning_rate >= 0:
+            raise ValueError(f"learning_rate must be >= 0 or None, got {self.learning_rate!r}")
         weights = self._weights()
         if weights is not None:
             mine = {"diffusion_steps": self.diffusion_steps, "schedule": self.schedule, "beta_start": self.beta_start,

@@ -208,7 +208,7 @@ class GuessRefiner(DiffusionEstimator):
         if wins[self._interval_channels()].all():
             warnings.warn(
                 "the median of the diffusion model's draws did not beat its own guess on held-out cells of any "
-                "column, so it imputes the guess with calibrated intervals; give it more time (time_budget) "
+                "column, so it imputes the guess with calibrated intervals; give it more training steps "
                 "or more data", stacklevel=4)
             self.refines_ = False
         else:
@@ -358,7 +358,7 @@ class GuessRefiner(DiffusionEstimator):
         warnings.warn(
             f"the diffusion model did not beat its own guess on held-out cells (best model MAE {best:.4f} vs "
             f"guess {guess_mae:.4f}, standardised units), so it imputes the guess with calibrated intervals; "
-            "give it more time (time_budget) or more data",
+            "give it more training steps or more data",
             stacklevel=3,
         )
         return False
