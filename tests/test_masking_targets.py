@@ -6,13 +6,14 @@ import pytest
 import torch
 
 from diffimpute.masking.targets import (
+    gap_targets,
     historical_targets,
     make_targets,
     mix_targets,
     random_targets,
 )
 
-STRATEGIES = {"random": random_targets, "historical": historical_targets, "mix": mix_targets}
+STRATEGIES = {"random": random_targets, "historical": historical_targets, "mix": mix_targets, "gaps": gap_targets}
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -115,6 +116,16 @@ def test_mix_uses_both_strategies_about_equally():
     historical_share = _is_one_whole_feature(target).float().mean().item()
     # Half the windows go historical; 7/8 of those find a partner with a different gap.
     assert historical_share == pytest.approx(0.5 * 7 / 8, abs=0.06)
+
+
+def test_gap_targets_hide_runs_not_just_scattered_cells():
+    observed = torch.ones(400, 3, 64, dtype=torch.bool)
+    target = gap_targets(observed, _generator(5))
+    # a hidden cell's right neighbour is hidden far more often than at random
+    runs = (target[..., :-1] & target[..., 1:]).sum() / target[..., :-1].sum()
+    assert runs > target.float().mean() + 0.3
+    whole_stretch = (target.sum(dim=2) >= 16) & (target.sum(dim=1) <= 1).all(dim=1, keepdim=True)
+    assert whole_stretch.any()  # some windows lose one feature for a long stretch
 
 
 def test_unknown_strategy_names_valid_ones():

@@ -21,7 +21,9 @@ from typing import Literal, get_args
 
 import torch
 
-TargetStrategy = Literal["random", "historical", "mix"]
+TargetStrategy = Literal["random", "historical", "mix", "gaps"]
+_GAP_KINDS = 4  # scattered points, 8-step patches, long blocks, one feature out for a stretch
+_PATCH = 8
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -103,12 +105,57 @@ def mix_targets(observed: torch.Tensor, generator: torch.Generator) -> torch.Ten
     return torch.where(use_random[:, None, None], random, historical)
 
 
+def _gap_shape(n_features: int, length: int, generator: torch.Generator, device) -> torch.Tensor:
+    """One window's hidden cells ``(features, length)`` of one gap kind, at a random rate."""
+
+    def draw(high: int) -> int:
+        return int(torch.randint(0, max(high, 1), (1,), generator=generator, device=device))
+
+    kind = draw(_GAP_KINDS)
+    rate = 0.05 + 0.55 * float(torch.rand(1, generator=generator, device=device))
+    hidden = torch.zeros(n_features, length, dtype=torch.bool, device=device)
+    if kind == 0:
+        return torch.rand(n_features, length, generator=generator, device=device) < rate
+    if kind == 1:
+        count = max(1, round(rate * length / _PATCH))
+        starts = torch.randint(-_PATCH + 1, length, (n_features, count), generator=generator, device=device)
+        steps = torch.arange(length, device=device)
+        covered = (steps >= starts[..., None]) & (steps < starts[..., None] + _PATCH)
+        return covered.any(dim=1)
+    if kind == 2:
+        for feature in range(n_features):
+            if float(torch.rand(1, generator=generator, device=device)) < 0.5:
+                size = max(2, round(rate * length))
+                start = draw(length - size + 1)
+                hidden[feature, start:start + size] = True
+        return hidden
+    size = max(2, round((0.25 + 0.75 * rate) * length))
+    start = draw(length - size + 1)
+    hidden[draw(n_features), start:start + size] = True
+    return hidden
+
+
+def gap_targets(observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Hide gaps shaped as users meet them, one kind per window: scattered points, 8-step
+    patches, long blocks in some features, or one feature missing for a long stretch; each at
+    a rate drawn per window. The pretrained denoiser learnt on such gaps (``pretrain/masks.py``),
+    so fine-tuning on them keeps it on the task it knows. Windows whose draw hides nothing or
+    everything fall back to ``random_targets``."""
+    _check_observed(observed)
+    batch, n_features, length = observed.shape
+    drawn = torch.stack([_gap_shape(n_features, length, generator, observed.device) for _ in range(batch)])
+    target = drawn & observed
+    keep = _valid_target(target, observed)
+    return torch.where(keep[:, None, None], target, random_targets(observed, generator))
+
+
 # ------------------------------------------------------------------------- public API
 
 _STRATEGIES = {
     "random": random_targets,
     "historical": historical_targets,
     "mix": mix_targets,
+    "gaps": gap_targets,
 }
 
 
