@@ -409,6 +409,19 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
     def _random_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return make_targets(observed, "random", generator)
 
+    @property
+    def check_draws_against_guess(self) -> bool:
+        """With pretrained weights, model or guess is chosen per feature on the median of draws
+        (``GuessRefiner._choose_channels``): a model pretrained on other data may help some
+        features and not others, and one deterministic draw (``_beats_guess``) would judge it
+        by its spread rather than by what ``transform`` returns."""
+        return bool(getattr(self, "pretrained_", False))
+
+    def _beats_guess(self, held: HeldOut | None, device: torch.device) -> bool:
+        if self.check_draws_against_guess:
+            return True  # judged feature by feature on the median of draws instead
+        return super()._beats_guess(held, device)
+
     def _learning_rate(self) -> float:
         if self.learning_rate is not None:
             return self.learning_rate
@@ -650,6 +663,7 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
             "n_features": self.n_features_in_,
             "interval_scale": self.interval_scale_.tolist(),
             "refines": self.refines_,
+            "guess_channels": self.guess_channels_.tolist(),
             "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
             "validation": self.validation_,
             "history": self.history_.to_dict(),
@@ -673,7 +687,7 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         self.adapts_on_call_ = bool(metadata.get("adapts_on_call", False))
         self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
         self.refines_ = bool(metadata["refines"])
-        self.guess_channels_ = np.zeros(self.n_features_in_, dtype=bool)  # the time-series imputer never mixes
+        self.guess_channels_ = np.asarray(metadata.get("guess_channels", [False] * self.n_features_in_), dtype=bool)
         quantiles = metadata["residual_quantiles"]
         self.residual_quantiles_ = None if quantiles is None else np.asarray(quantiles, dtype=np.float64)
         self.validation_ = metadata["validation"]

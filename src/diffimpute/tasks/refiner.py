@@ -183,7 +183,7 @@ class GuessRefiner(DiffusionEstimator):
                 resume=resume,
             )
         self.refines_ = self._beats_guess(selection, device)
-        if self.refines_ and self.check_draws_against_guess and self.guess != "none":
+        if self.refines_ and self.check_draws_against_guess and self.guess != "none" and selection is not None:
             self._choose_channels(selection, device)
         self._calibrate(calibration, device)
 
