@@ -65,17 +65,14 @@ from diffimpute.nn.guess import (
 )
 from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_laplacian, prior_loss
 from diffimpute.nn.patch import PatchDenoiser
-from diffimpute.nn.pretrained import PretrainedWeights, load_pretrained
+from diffimpute.nn.pretrained import PretrainedWeights
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
-from diffimpute.tasks.refiner import GuessRefiner, HeldOut
+from diffimpute.tasks.refiner import HeldOut
 from diffimpute.tasks.result import ImputationResult
+from diffimpute.tasks.warm_start import WarmStartRefiner
 
 _DEFAULT_WINDOW = 48
 _PRETRAINED_WINDOW = 256  # the pretrained denoiser reads long windows cheaply (patches of 8 steps)
-_FINE_TUNE_STEPS = 300
-_SCRATCH_STEPS = 1000
-_FINE_TUNE_LEARNING_RATE = 3e-4
-_SCRATCH_LEARNING_RATE = 3e-3
 _MIN_TIME_STEPS = 4  # fewer gives windows with no time to attend over and a meaningless guess
 _MAX_VALIDATION_WINDOWS = 64
 _PRIOR_BUDGET_SHARE = 0.25
@@ -123,7 +120,7 @@ def _laplacian(adjacency, windows: Windows, n_features: int) -> torch.Tensor | N
 # ------------------------------------------------------------------------- estimator
 
 
-class DiffusionImputer(TransformerMixin, GuessRefiner):
+class DiffusionImputer(TransformerMixin, WarmStartRefiner):
     """Fill missing values with a conditional diffusion model that refines a first guess, and
     say how sure it is (samples, median, quantiles, calibrated intervals).
 
@@ -290,21 +287,6 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
         self.random_state = random_state
         self.verbose = verbose
 
-    @classmethod
-    def from_pretrained(cls, name: str = "default", **params) -> DiffusionImputer:
-        """An imputer that imputes with the pretrained weights ``name`` and no training at all.
-
-        ``transform`` and ``impute`` work without ``fit``: each call first adapts to the data it
-        is given, without changing a weight: it learns the columns, a per-column scaler and each
-        feature's domain, then hides ``validation_fraction`` of the observed cells (scattered
-        points, runs in one feature and outages across features, as ``fit`` does), imputes them
-        from the rest and fits the draws' spread so that 90 % intervals cover 90 % of those
-        cells (if the model does not beat linear interpolation there, interpolation is used, as
-        after ``fit``). ``fit(X)`` does the same once, for imputing other data like ``X``
-        later. Other keyword arguments are the constructor's (``max_steps`` is 0).
-        """
-        return cls(pretrained=name, max_steps=0, **params)
-
     # ------------------------------------------------------------------ parameter checks
     def _check_params(self) -> None:
         """Every parameter is checked before any training starts."""
@@ -317,34 +299,7 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
             raise ValueError("kl_weight and graph_weight must be >= 0")
         if self.prior_kernel % 2 == 0:
             raise ValueError(f"prior_kernel must be odd so windows keep their length, got {self.prior_kernel}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int | np.integer) or self.max_steps < 0):
-            raise ValueError(f"max_steps must be a whole number >= 0 or None, got {self.max_steps!r}")
-        if self.validate_every is not None:
-            check_positive_int(self.validate_every, "validate_every")
-        if self.learning_rate is not None and not self.learning_rate >= 0:
-            raise ValueError(f"learning_rate must be >= 0 or None, got {self.learning_rate!r}")
-        weights = self._weights()
-        if weights is not None:
-            mine = {"diffusion_steps": self.diffusion_steps, "schedule": self.schedule, "beta_start": self.beta_start,
-                    "beta_end": self.beta_end, "prediction": self.prediction}
-            differ = {name: (mine[name], value) for name, value in weights.diffusion.items() if mine[name] != value}
-            if differ:
-                said = ", ".join(f"{name}={ours!r} (weights: {theirs!r})" for name, (ours, theirs) in differ.items())
-                raise ValueError(f"the pretrained weights were trained for other diffusion settings: {said}; keep "
-                                 "the defaults, or pass pretrained=None to train from scratch with these")
-            if self.window is not None and self.window > weights.model["max_length"]:
-                raise ValueError(f"the pretrained denoiser reads windows of at most {weights.model['max_length']} "
-                                 f"steps, got window={self.window}; pass a shorter window or pretrained=None")
-
-    def _weights(self) -> PretrainedWeights | None:
-        """The pretrained weights this imputer starts from; None from scratch (``pretrained=None``,
-        or ``"default"`` with a guess other than interpolation, which those weights refine)."""
-        if self.pretrained is None or (self.pretrained == "default" and self.guess != "interpolate"):
-            return None
-        if self.guess != "interpolate":
-            raise ValueError(f"pretrained weights refine linear interpolation; guess={self.guess!r} needs "
-                             "pretrained=None (training from scratch)")
-        return load_pretrained(self.pretrained)
+        self._check_start_params()
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X: pd.DataFrame | np.ndarray, y: None = None, *, checkpoint: CheckpointArg = None,
@@ -408,30 +363,6 @@ class DiffusionImputer(TransformerMixin, GuessRefiner):
 
     def _random_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return make_targets(observed, "random", generator)
-
-    @property
-    def check_draws_against_guess(self) -> bool:
-        """With pretrained weights, model or guess is chosen per feature on the median of draws
-        (``GuessRefiner._choose_channels``): a model pretrained on other data may help some
-        features and not others, and one deterministic draw (``_beats_guess``) would judge it
-        by its spread rather than by what ``transform`` returns."""
-        return bool(getattr(self, "pretrained_", False))
-
-    def _beats_guess(self, held: HeldOut | None, device: torch.device) -> bool:
-        if self.check_draws_against_guess:
-            return True  # judged feature by feature on the median of draws instead
-        return super()._beats_guess(held, device)
-
-    def _learning_rate(self) -> float:
-        if self.learning_rate is not None:
-            return self.learning_rate
-        return _FINE_TUNE_LEARNING_RATE if self.pretrained_ else _SCRATCH_LEARNING_RATE
-
-    def _step_budget(self) -> tuple[int, int]:
-        steps = self.max_steps
-        if steps is None:
-            steps = _FINE_TUNE_STEPS if self.pretrained_ else _SCRATCH_STEPS
-        return steps, self.validate_every or max(1, steps // 12)
 
     def _window_for(self, n_time: int, weights: PretrainedWeights | None) -> int:
         if n_time < _MIN_TIME_STEPS:
