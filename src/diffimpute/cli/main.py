@@ -211,8 +211,9 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
     for stage in (plan, plan.beside(".prior")):
         Path(stage.path).unlink(missing_ok=True)  # the model is written: the insurance is spent
     history, report = imputer.history_, imputer.validation_
-    _echo(quiet, f"trained {type(imputer).__name__}: {len(history.train_loss)} epochs in {history.seconds:.1f}s "
-                 f"(stopped: {history.stopped}); model written to {model_path}")
+    start = " from the pretrained weights" if getattr(imputer, "pretrained_", False) else ""
+    _echo(quiet, f"trained {type(imputer).__name__}{start}: {history.steps} steps ({len(history.train_loss)} epochs) "
+                 f"in {history.seconds:.1f}s (stopped: {history.stopped}); model written to {model_path}")
     if report:
         line = (f"held-out cells ({report['cells']}, standardised units): MAE {report['mae']:.4f} "
                 f"(guess alone {report['guess_mae']:.4f}), CRPS {report['crps']:.4f}, "
