@@ -58,7 +58,7 @@ def test_n_samples_must_be_positive(fitted: DiffusionImputer, frame: pd.DataFram
 
 
 def test_unknown_options_name_the_valid_set(frame: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match=r"target_strategy must be one of \('random', 'historical', 'mix'\)"):
+    with pytest.raises(ValueError, match=r"target_strategy must be one of \('random', 'historical', 'mix', 'gaps'\)"):
         DiffusionImputer(**{**TINY, "target_strategy": "best"}).fit(frame)
     with pytest.raises(ValueError, match="sampler must be one of"):
         DiffusionImputer(**{**TINY, "sampler": "euler"}).fit(frame)

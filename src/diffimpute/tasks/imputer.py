@@ -158,7 +158,10 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
     channels, n_layers, n_heads, dropout: size of the CSDI denoiser (CSDI's paper: 64, 4, 8).
     diffusion_steps, schedule, beta_start, beta_end: the noise schedule (CSDI: 50, quad, 1e-4, 0.5).
     target_strategy: how observed cells are split into conditioning and training targets:
-        ``"random"`` (CSDI's default), ``"historical"`` (other windows' missing patterns) or ``"mix"``.
+        ``"random"`` (CSDI's default), ``"historical"`` (other windows' missing patterns), ``"mix"``
+        or ``"gaps"`` (points, 8-step patches, blocks, a feature out, as in pretraining). None:
+        ``"gaps"`` fine-tuning pretrained weights, ``"random"`` from scratch (each chosen on
+        validation data: ``bench/tune_pretrained.py``, ``bench/tune_imputer.py``).
     max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay: training (AdamW with
         gradient clipping; the learning rate drops 10x at 75 % and 90 % of the steps).
         ``learning_rate`` None: 3e-4 from pretrained weights, 3e-3 from scratch. ``patience``
@@ -210,7 +213,7 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         schedule: ScheduleKind = "quad",
         beta_start: float = 1e-4,
         beta_end: float = 0.5,
-        target_strategy: TargetStrategy = "random",
+        target_strategy: TargetStrategy | None = None,
         max_epochs: int = 200,
         batch_size: int = 16,
         learning_rate: float | None = None,
@@ -292,7 +295,8 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         """Every parameter is checked before any training starts."""
         self._check_refiner_params()
         check_guess(self.guess)
-        check_choice(self.target_strategy, get_args(TargetStrategy), "target_strategy")
+        if self.target_strategy is not None:
+            check_choice(self.target_strategy, get_args(TargetStrategy), "target_strategy")
         for name in ("prior_hidden", "prior_layers", "prior_kernel", "prior_epochs"):
             check_positive_int(getattr(self, name), name)
         if self.kl_weight < 0 or self.graph_weight < 0:
@@ -359,7 +363,8 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         return self.window_
 
     def _training_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return make_targets(observed, self.target_strategy, generator)
+        strategy = self.target_strategy or ("gaps" if self.pretrained_ else "random")
+        return make_targets(observed, strategy, generator)
 
     def _random_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return make_targets(observed, "random", generator)
