@@ -24,6 +24,7 @@ from diffimpute.metrics.imputation import summarize
 from diffimpute.tasks.imputer import DiffusionImputer
 from diffimpute.tasks.result import ImputationResult, TableImputationResult
 from diffimpute.tasks.tabular import TabularImputer
+from diffimpute.tasks.warm_start import ZERO_SHOT_VALIDATION_FRACTION
 
 # Probabilistic methods: the guess each diffusion imputer refines and where it starts; all take
 # ``diffusion_params``. "diffusion" fine-tunes the shipped pretrained denoiser, "zero-shot" imputes
@@ -31,7 +32,7 @@ from diffimpute.tasks.tabular import TabularImputer
 # CSDI-faithful setting (no guess, noise prediction), kept for comparison.
 PROBABILISTIC_METHODS = {
     "diffusion": {"guess": "interpolate"},
-    "zero-shot": {"guess": "interpolate", "max_steps": 0},
+    "zero-shot": {"guess": "interpolate", "max_steps": 0, "validation_fraction": ZERO_SHOT_VALIDATION_FRACTION},
     "scratch": {"guess": "interpolate", "pretrained": None},
     "lssdm": {"guess": "latent"},
     "csdi": {"guess": "none", "prediction": "epsilon"},
