@@ -29,7 +29,6 @@ from real import load_real_series, real_batch
 from synthetic import LatentBank, synthetic_batch
 
 from diffimpute.data.batch import Windows
-from diffimpute.diffusion.parameterisation import training_target
 from diffimpute.diffusion.samplers import make_sampler
 from diffimpute.diffusion.schedules import NoiseSchedule
 from diffimpute.engine.checkpoint import (
@@ -38,6 +37,7 @@ from diffimpute.engine.checkpoint import (
     optimizer_tensors,
     save_checkpoint,
 )
+from diffimpute.engine.denoising import denoising_loss
 from diffimpute.engine.sampling import sample
 from diffimpute.nn.patch import PatchDenoiser
 
@@ -79,26 +79,6 @@ def _windows(values: np.ndarray, observed: np.ndarray) -> Windows:
     return Windows(values=torch.from_numpy(np.where(observed, values, 0.0).astype(np.float32)),
                    observed=torch.from_numpy(observed),
                    positions=torch.arange(length, dtype=torch.float32).expand(n, length).contiguous())
-
-
-def pretraining_loss(model: PatchDenoiser, schedule: NoiseSchedule, batch: Windows, target: torch.Tensor,
-                     generator: torch.Generator) -> torch.Tensor:
-    """The estimator's denoising objective (``engine.denoising``) with ``DRAWS_PER_WINDOW`` noise
-    levels per window sharing one encoder pass."""
-    cond = batch.observed & ~target
-    condition = model.condition((batch.values * cond).unsqueeze(1), cond, batch.positions)
-    # clamped: a target far outside a window's given cells would otherwise swamp the batch's gradient
-    residual = (model.to_residual(batch.values, condition) * batch.observed).clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT)
-    residual = residual.unsqueeze(1)
-    n, k = len(batch), DRAWS_PER_WINDOW
-    steps = torch.randint(0, schedule.n_steps, (n, k), generator=generator)
-    noise = torch.randn((n, k, *batch.values.shape[1:]), generator=generator)
-    alpha_bar = schedule.alpha_bars[steps].view(n, k, 1, 1).float()
-    noisy = alpha_bar.sqrt() * residual + (1 - alpha_bar).sqrt() * noise
-    output = model(noisy * ~cond.unsqueeze(1), steps.flatten(), condition)
-    goal = training_target(residual, noise, alpha_bar, DIFFUSION["prediction"])
-    weight = target.unsqueeze(1).float()
-    return ((output - goal) ** 2 * weight).sum() / (weight.sum() * k).clamp(min=1)
 
 
 # ------------------------------------------------------------------------- validation
@@ -189,6 +169,8 @@ def main() -> None:
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--export", type=Path, default=None, help="export the run's EMA weights here and stop")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="a new run starts from these exported weights (e.g. the shipped ones) at step 0")
     args = parser.parse_args()
     if args.export is not None:
         export(args.run_dir, args.export)
@@ -215,6 +197,11 @@ def main() -> None:
                        state["optimizer_groups"])
         step, seconds = state["step"], state["seconds"]
         print(f"resuming at step {step} ({seconds / 3600:.2f} h trained)")
+    elif args.init is not None:
+        exported, _ = load_checkpoint(args.init)
+        model.load_state_dict(exported, strict=False)  # the fitted residual_scale is not exported
+        ema.load_state_dict(model.state_dict())
+        print(f"starting from the weights in {args.init}")
     log = (args.run_dir / "log.jsonl").open("a")
     started, losses = time.perf_counter() - seconds, []
     model.train()
@@ -223,7 +210,10 @@ def main() -> None:
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([args.seed, step, 1]).generate_state(1)[0]))
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / WARMUP)
-        loss = pretraining_loss(model, schedule, batch, torch.from_numpy(target), generator)
+        target_t = torch.from_numpy(target)
+        # the estimator's objective, with several noise levels per window sharing one encoder pass
+        loss = denoising_loss(model, schedule, batch, batch.observed & ~target_t, target_t, generator,
+                              DIFFUSION["prediction"], draws=DRAWS_PER_WINDOW, residual_limit=RESIDUAL_LIMIT)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -131,3 +131,34 @@ def test_bad_pretrained_settings_are_clear_errors(gappy: pd.DataFrame, params: d
 def test_an_explicit_weights_file_needs_the_interpolation_guess(gappy: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="refine linear interpolation"):
         DiffusionImputer(pretrained=str(SHIPPED["default"]), guess="latent", **QUICK).fit(gappy)
+
+
+def test_pretraining_objective_shares_one_encoder_pass_and_bounds_outliers() -> None:
+    """``denoising_loss(draws=k)`` encodes each window once for k noise levels; ``residual_limit``
+    keeps one wild target from swamping the batch (both as ``pretrain/pretrain.py`` uses them)."""
+    from diffimpute.data.batch import Windows
+    from diffimpute.diffusion.schedules import NoiseSchedule
+    from diffimpute.engine.denoising import denoising_loss
+
+    torch.manual_seed(0)
+    model = PatchDenoiser(3, channels=16, n_layers=1, n_heads=2, ff_dim=16)
+    values = torch.randn(4, 3, 32)
+    values[0, 0, 5] = 1e3  # a target far outside its window's other cells
+    windows = Windows(values=values, observed=torch.ones(4, 3, 32, dtype=torch.bool),
+                      positions=torch.arange(32.0).expand(4, 32))
+    target = torch.zeros(4, 3, 32, dtype=torch.bool)
+    target[:, :, 4:8] = True
+    calls = []
+    encode = model.condition
+    model.condition = lambda *args, **kwargs: calls.append(1) or encode(*args, **kwargs)
+    schedule = NoiseSchedule(50, "quad", 1e-4, 0.5)
+
+    def loss(**kwargs) -> float:
+        return float(denoising_loss(model, schedule, windows, ~target, target, torch.Generator().manual_seed(1), "v",
+                                    **kwargs))
+
+    wild, bounded = loss(draws=4), loss(draws=4, residual_limit=10.0)
+    assert calls == [1, 1]
+    assert wild > 1e3 and bounded < 10.0
+    with pytest.raises(ValueError, match="one per window"):
+        loss(draws=2, steps=torch.zeros(4, dtype=torch.long))

@@ -29,6 +29,8 @@ def denoising_loss(
     steps: torch.Tensor | None = None,
     unconditional: bool = False,
     shard: Shard = WHOLE,
+    draws: int = 1,
+    residual_limit: float | None = None,
 ) -> torch.Tensor:
     """Mean squared error of the network's output over the ``target`` cells of ``batch``.
 
@@ -38,23 +40,32 @@ def denoising_loss(
     reach the network only noised like the targets (see ``engine.sampling``). ``shard``: the rows
     this process runs the network on; steps and noise are drawn for the whole batch and the mean
     is over the whole batch's target cells, so the shards' gradients add up to one process's.
+    ``draws``: noise levels per window, sharing one ``condition`` pass (worth it for a denoiser
+    whose conditioning is the expensive part, as in pretraining). ``residual_limit``: clamp the
+    residual's magnitude, so that a target far outside its window's cells cannot swamp a batch.
     """
     n = len(batch)
     device = batch.values.device
     if steps is None:
-        steps = torch.randint(0, schedule.n_steps, (n,), generator=generator, device=device)
-    noise = torch.randn(batch.values.shape, generator=generator, device=device)
-    count = target.sum()
+        steps = torch.randint(0, schedule.n_steps, (n, draws), generator=generator, device=device)
+    elif draws != 1:
+        raise ValueError("fixed steps are one per window: pass draws=1 with steps")
+    steps = steps.view(n, draws)
+    noise = torch.randn((n, draws, *batch.values.shape[1:]), generator=generator, device=device)
+    count = target.sum() * draws
     mine = shard.rows
     batch, cond_mask, target, steps, noise = batch[mine], cond_mask[mine], target[mine], steps[mine], noise[mine]
     condition = condition_of(model, batch, cond_mask, unconditional)
     residual = model.to_residual(batch.values, condition) * batch.observed
-    alpha_bar = schedule.alpha_bars.to(device)[steps].to(noise.dtype).view(-1, 1, 1)
+    if residual_limit is not None:
+        residual = residual.clamp(-residual_limit, residual_limit)
+    residual = residual.unsqueeze(1)
+    alpha_bar = schedule.alpha_bars.to(device)[steps].to(noise.dtype).unsqueeze(-1).unsqueeze(-1)
     noisy = alpha_bar.sqrt() * residual + (1 - alpha_bar).sqrt() * noise
-    seen = noisy if unconditional else noisy * ~cond_mask
-    output = model(seen.unsqueeze(1), steps, condition).squeeze(1)
+    seen = noisy if unconditional else noisy * ~cond_mask.unsqueeze(1)
+    output = model(seen, steps.flatten(), condition)
     goal = training_target(residual, noise, alpha_bar, prediction)
-    weight = target.to(noise.dtype)
+    weight = target.unsqueeze(1).to(noise.dtype)
     return shard.mean(((output - goal) ** 2 * weight).sum(), count.to(noise.dtype))
 
 

@@ -603,7 +603,6 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
             "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
             "validation": self.validation_,
             "history": self.history_.to_dict(),
-            "pretrained": self.pretrained_,
             "patch_model": self.patch_model_,
             "adapts_on_call": self.adapts_on_call_,
         }
@@ -618,8 +617,8 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         self.observed_range_ = tuple(np.asarray(r, dtype=np.float64) for r in metadata["observed_range"])
         self.window_ = int(metadata["window"])
         self.n_features_in_ = int(metadata["n_features"])
-        self.pretrained_ = bool(metadata.get("pretrained", False))
         self.patch_model_ = metadata.get("patch_model")
+        self.pretrained_ = self.patch_model_ is not None
         self.adapts_on_call_ = bool(metadata.get("adapts_on_call", False))
         self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
         self.refines_ = bool(metadata["refines"])
