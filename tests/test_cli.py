@@ -78,6 +78,26 @@ def test_impute_without_a_model_uses_the_pretrained_one(csv: str, tmp_path) -> N
     assert streamed.exit_code == 2 and "need a MODEL" in streamed.output
 
 
+def test_impute_reads_a_semicolon_file_with_decimal_commas_and_says_so_once(tmp_path) -> None:
+    values, _ = with_gaps(structured(n_time=96), 0.2, seed=3)
+    times = pd.date_range("2024-01-01", periods=len(values), freq="h", name="time")
+    path, out = tmp_path / "european.csv", tmp_path / "filled.csv"
+    pd.DataFrame(values, index=times, columns=["a", "b", "c"]).to_csv(path, sep=";", decimal=",",
+                                                                      date_format="%d.%m.%Y %H:%M")
+    result = _run("impute", str(path), "-o", str(out), "--n-samples", "4", "--steps", "3")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("separator ';' and decimal mark ','") == 1
+    original = pd.read_csv(path, sep=";", decimal=",", index_col="time")
+    table = pd.read_csv(out, index_col="time", parse_dates=True)
+    assert table.index.equals(times) and not table.isna().any().any()
+    observed = original.notna().to_numpy()
+    assert np.array_equal(table.to_numpy()[observed], original.to_numpy()[observed])
+    quiet = _run("impute", str(path), "-o", str(out), "--n-samples", "4", "--steps", "3", "--quiet")
+    assert quiet.exit_code == 0 and "separator" not in quiet.output
+    wrong = _run("impute", str(path), "-o", str(out), "--sep", ",")
+    assert wrong.exit_code == 2 and "--sep" in wrong.output and "Traceback" not in wrong.output
+
+
 def test_demo_writes_its_files(tmp_path) -> None:
     out = tmp_path / "demo"
     result = _run("demo", "--out", str(out), "--max-steps", "2", "--n-samples", "2", "--quiet")

@@ -29,6 +29,7 @@ larger than memory; without it, a lazy Dask DataFrame is returned.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,7 @@ import pandas as pd
 
 from diffimpute._validation import check_positive_int, check_seed
 from diffimpute.data.schema import Clock
+from diffimpute.io.dialect import check_decimal, check_separator, sniff_dialect
 from diffimpute.io.stream import (
     DEFAULT_MEMORY,
     SeriesParts,
@@ -362,16 +364,30 @@ def scheduler(name: str) -> Iterator[None]:
         yield
 
 
-def read_dask(path: str | Path, index_col: str | None = None, series: str | None = None):
+def read_dask(path: str | Path, index_col: str | None = None, series: str | None = None, *,
+              sep: str | None = None, decimal: str | None = None):
     """A Parquet or CSV file (or a glob of them) as a Dask DataFrame: for one series indexed by
     ``index_col`` (else by the index saved in the Parquet file); with ``series``, ``index_col`` is
-    the time column of the long format and stays a column."""
+    the time column of the long format and stays a column. CSV files are read with ``sep`` and
+    ``decimal``, else with those the first local file shows (``io.dialect.sniff_dialect``)."""
     import dask.dataframe as dd
 
     parquet = str(path).lower().endswith((".parquet", ".pq"))
     dates = [index_col] if index_col is not None and not parquet else False
-    frame = dd.read_parquet(path) if parquet else dd.read_csv(path, parse_dates=dates)
+    if parquet:
+        frame = dd.read_parquet(path)
+    else:
+        frame = dd.read_csv(path, parse_dates=dates, **_csv_dialect(path, sep, decimal))
     if index_col is not None and series is None:
         frame = frame.set_index(index_col, sorted=True)
     return frame
 
+
+def _csv_dialect(path: str | Path, sep: str | None, decimal: str | None) -> dict[str, str]:
+    """What ``read_table`` would read the first file with; files elsewhere (``s3://``) as given, else pandas'."""
+    local = sorted(glob.glob(str(path)))
+    if local:
+        dialect = sniff_dialect(local[0], sep, decimal)
+        return {"sep": dialect.sep, "decimal": dialect.decimal}
+    return {"sep": "," if sep is None else check_separator(sep),
+            "decimal": "." if decimal is None else check_decimal(decimal)}

@@ -14,17 +14,18 @@ import click
 import numpy as np
 import pandas as pd
 
-from diffimpute.io.files import TABLE_SUFFIXES, atomic_write_bytes, check_writable, read_table
+from diffimpute.cli.tables import TableFormat, table_options
+from diffimpute.io.files import TABLE_SUFFIXES, atomic_write_bytes, check_writable
 
 _ARRAY_SUFFIXES = {".npy"}
 
 
-def _read(path: str, index_col: str | None) -> pd.DataFrame | np.ndarray:
+def _read(path: str, index_col: str | None, table_format: TableFormat, quiet: bool) -> pd.DataFrame | np.ndarray:
     if Path(path).suffix.lower() in _ARRAY_SUFFIXES:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no such file: {path}")
         return np.load(path, allow_pickle=False)
-    return read_table(path, index_col)
+    return table_format.read(path, index_col, quiet)
 
 
 def _write(data: pd.DataFrame | np.ndarray, path: str, keep_index: bool) -> None:
@@ -75,8 +76,9 @@ def _split_labels(data, label_column: str | None):
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
+@table_options
 def augment(data, n_samples, output, label_column, strength, guidance_scale, kind, time_budget, max_epochs,
-            model_path, plot_path, index_col, device, seed, quiet):
+            model_path, plot_path, index_col, device, seed, quiet, table_format):
     """Fit a diffusion augmenter on DATA and write N new samples like it to OUTPUT."""
     from diffimpute.tasks.augment import DiffusionAugmenter
 
@@ -86,7 +88,7 @@ def augment(data, n_samples, output, label_column, strength, guidance_scale, kin
         for extra in (model_path, plot_path):
             if extra:
                 check_writable(extra)
-        frame = _read(data, index_col)
+        frame = _read(data, index_col, table_format, quiet)
         X, y = _split_labels(frame, label_column)
         n = len(X) if n_samples is None else n_samples
         if n < 1:

@@ -9,7 +9,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from diffimpute.io.files import TABLE_SUFFIXES, check_writable, read_table, write_table
+from diffimpute.cli.tables import table_options
+from diffimpute.io.files import TABLE_SUFFIXES, check_writable, write_table
 
 
 @click.command()
@@ -36,8 +37,9 @@ from diffimpute.io.files import TABLE_SUFFIXES, check_writable, read_table, writ
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
+@table_options
 def detect(train, test, output, label_col, plot_path, index_col, preset, window, stride, masks, score_kind, smoothing,
-           time_budget, max_epochs, threshold, sampler, sampling_steps, model_path, device, seed, quiet):
+           time_budget, max_epochs, threshold, sampler, sampling_steps, model_path, device, seed, quiet, table_format):
     """Fit on TRAIN (mostly normal), write one anomaly score and 0/1 flag per row of TEST."""
     from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
 
@@ -46,7 +48,7 @@ def detect(train, test, output, label_col, plot_path, index_col, preset, window,
         for extra in (model_path, plot_path):
             if extra:
                 check_writable(extra)
-        train_frame, test_frame = read_table(train, index_col), read_table(test, index_col)
+        train_frame, test_frame = (table_format.read(path, index_col, quiet) for path in (train, test))
         labels = None
         if label_col is not None:
             if label_col not in test_frame.columns:

@@ -21,11 +21,11 @@ import pandas as pd
 from diffimpute.cli.augment import augment
 from diffimpute.cli.detect import detect
 from diffimpute.cli.image import inpaint
+from diffimpute.cli.tables import table_options
 from diffimpute.io.files import (
     TABLE_SUFFIXES,
     atomic_write_bytes,
     check_writable,
-    read_table,
     write_table,
 )
 
@@ -181,8 +181,10 @@ def _checkpoint_interval(text: str) -> dict:
                    "checkpoint the fit starts afresh.")
 @_KIND_OPTION
 @_model_options
+@table_options
 @_user_errors
-def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkpoint_every, resume, kind, **options):
+def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkpoint_every, resume, kind, table_format,
+        **options):
     """Train an imputer on DATA (CSV or Parquet; rows are time steps or records, columns features).
 
     Under torchrun (`torchrun --nproc_per_node=N -m diffimpute fit ...`) every process trains its
@@ -201,7 +203,7 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
         warnings.simplefilter("ignore")  # rank 0 says it once
     if resume and not Path(plan.path).is_file():
         _echo(quiet, f"no checkpoint at {plan.path}; starting afresh")
-    frame = read_table(data, index_col)
+    frame = table_format.read(data, index_col, quiet)
     imputer = _imputer_for(_data_kind(frame, kind), guess, seed, quiet, options).fit(frame, checkpoint=plan,
                                                                                      resume=resume)
     distributed.close()
@@ -241,9 +243,10 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
               help="Read the Parquet DATA in chunks and write the Parquet OUTPUT as it goes: memory stays bounded "
                    "for series larger than memory.")
 @click.option("--quiet", is_flag=True)
+@table_options
 @_user_errors
 def impute(paths, output, n_samples, quantiles, sampler, sampling_steps, index_col, seed, scheduler, series,
-           stream, quiet):
+           stream, quiet, table_format):
     """Fill the gaps in DATA with MODEL; writes the median (and optional quantile columns).
 
     With DATA alone, a time series is imputed by the pretrained model shipped in the package, with
@@ -258,10 +261,11 @@ def impute(paths, output, n_samples, quantiles, sampler, sampling_steps, index_c
         raise ValueError("--dask, --series and --stream need a MODEL fitted first (`diffimpute fit`)")
     if scheduler is not None or stream or series is not None:
         imputer = _load_imputer(model).set_params(**_params(sampler=sampler, sampling_steps=sampling_steps))
-        _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col, n_samples, seed, levels, quiet)
+        _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col, n_samples, seed, levels, quiet,
+                         table_format)
         return
     check_writable(output, TABLE_SUFFIXES)
-    frame = read_table(data, index_col)
+    frame = table_format.read(data, index_col, quiet)
     imputer = _pretrained_imputer(frame, seed) if model is None else _load_imputer(model)
     imputer.set_params(verbose=not quiet, **_params(sampler=sampler, sampling_steps=sampling_steps))
     result = imputer.impute(frame, n_samples=n_samples, seed=seed)
@@ -279,7 +283,8 @@ def _pretrained_imputer(frame: pd.DataFrame, seed: int | None):
     return DiffusionImputer.from_pretrained(random_state=0 if seed is None else seed)
 
 
-def _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col, n_samples, seed, levels, quiet):
+def _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col, n_samples, seed, levels, quiet,
+                     table_format):
     """``impute --stream`` (diffimpute.io.stream) and ``impute --dask`` (diffimpute.dask)."""
     from diffimpute import DiffusionImputer
 
@@ -299,9 +304,12 @@ def _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col
         return
     from diffimpute import dask as dask_api
 
+    if table_format.dayfirst is not None:
+        raise ValueError("--dayfirst and --monthfirst are not read with --dask; write the times as ISO 8601")
     with dask_api.scheduler(scheduler):
-        paths = dask_api.impute(dask_api.read_dask(data, index_col, series), imputer, n_samples=n_samples, seed=seed,
-                                quantiles=levels, output=output, series=series,
+        frames = dask_api.read_dask(data, index_col, series, sep=table_format.sep, decimal=table_format.decimal)
+        paths = dask_api.impute(frames, imputer, n_samples=n_samples, seed=seed, quantiles=levels, output=output,
+                                series=series,
                                 time=index_col if series is not None else None)
     _echo(quiet, f"imputed with dask ({scheduler}); {len(paths)} Parquet files written to {output}")
 
@@ -320,12 +328,13 @@ def _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col
 @click.option("--quiet", is_flag=True)
 @_KIND_OPTION
 @_model_options
+@table_options
 @_user_errors
-def evaluate(data, mask, methods, n_samples, output, index_col, seed, quiet, kind, **options):
+def evaluate(data, mask, methods, n_samples, output, index_col, seed, quiet, kind, table_format, **options):
     """Hide extra observed cells of DATA, impute them with each method and score the results."""
     if output:
         check_writable(output, TABLE_SUFFIXES | {".json"})
-    frame = read_table(data, index_col)
+    frame = table_format.read(data, index_col, quiet)
     if _data_kind(frame, kind) == "table":
         from diffimpute.tasks.evaluate import evaluate_table_methods
 
@@ -359,8 +368,9 @@ def _method_list(text: str) -> list[str]:
 @click.option("--alpha", type=float, default=0.1, show_default=True, help="Band is the central 1-alpha interval.")
 @click.option("--index-col", default=None)
 @click.option("--quiet", is_flag=True)
+@table_options
 @_user_errors
-def plot(model, data, output, columns, n_samples, alpha, index_col, quiet):
+def plot(model, data, output, columns, n_samples, alpha, index_col, quiet, table_format):
     """Plot each series in DATA with MODEL's imputation and its uncertainty band."""
     check_writable(output, {".png", ".svg", ".pdf"})
     from diffimpute.report.plots import plot_imputation
@@ -368,7 +378,7 @@ def plot(model, data, output, columns, n_samples, alpha, index_col, quiet):
     imputer = _load_imputer(model).set_params(verbose=not quiet)
     if not hasattr(imputer, "window_"):
         raise ValueError(f"{model} imputes tables; plot draws time series (use `diffimpute evaluate` for tables)")
-    result = imputer.impute(read_table(data, index_col), n_samples=n_samples)
+    result = imputer.impute(table_format.read(data, index_col, quiet), n_samples=n_samples)
     plot_imputation(result, output, columns=columns.split(",") if columns else None, alpha=alpha)
     _echo(quiet, f"plot written to {output}")
 
@@ -448,13 +458,14 @@ def _format_table(table: pd.DataFrame, mask: str) -> str:
 @click.option("--index-col", default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
+@table_options
 @_user_errors
-def report(data, output, target, holdout, time_budget, n_samples, index_col, seed, quiet):
+def report(data, output, target, holdout, time_budget, n_samples, index_col, seed, quiet, table_format):
     """Write a self-contained HTML data-quality report of DATA: missingness, imputation quality, plausibility."""
     from diffimpute.report.quality import quality_report, write_report
 
     path = check_writable(output, {".html", ".htm"})
-    frame = read_table(data, index_col)
+    frame = table_format.read(data, index_col, quiet)
     measured = quality_report(frame, target=target, holdout=holdout, time_budget=time_budget, n_samples=n_samples,
                               seed=seed, title=Path(data).name, progress=not quiet)
     write_report(measured, path)

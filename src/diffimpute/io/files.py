@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,8 +14,11 @@ from typing import BinaryIO
 
 import pandas as pd
 
+from diffimpute.io.dialect import Dialect, read_delimited, sniff_dialect
+
 _PARQUET = {".parquet", ".pq"}
 _CSV = {".csv", ".txt", ""}
+_DAY_MONTH = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2\d{2,4}(?!\d)")  # 31/01/2024, 01.02.24, 1-2-2024
 
 
 def _umask() -> int:
@@ -139,44 +144,90 @@ def check_writable(path: str | Path, suffixes: set[str] | None = None) -> Path:
 TABLE_SUFFIXES = _PARQUET | _CSV
 
 
-def read_table(path: str | Path, index_col: str | None = None) -> pd.DataFrame:
+def read_table(path: str | Path, index_col: str | None = None, *, sep: str | None = None,
+               decimal: str | None = None, dayfirst: bool | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file into a frame indexed by time.
 
-    With ``index_col`` that column becomes the index. Otherwise a first column that is not
-    numeric and parses as dates becomes a DatetimeIndex, which the imputer uses as timestamps.
+    A CSV file's separator and decimal mark are found from its first lines unless ``sep`` or
+    ``decimal`` are given (``diffimpute.io.dialect``): SKAB's ``;`` and European ``10,4`` read as
+    they are. With ``index_col`` that column becomes the index. Otherwise a first column that is
+    not numeric and parses as dates becomes a DatetimeIndex, which the imputer uses as timestamps.
+    Dates written ``31/01/2024`` are read day first when ``dayfirst`` is True, or, in a CSV file,
+    when it is None and a day above 12 (or dots, ``31.01.2024``) shows it.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    frame = pd.read_parquet(path) if path.suffix.lower() in _PARQUET else pd.read_csv(path)
+    if path.suffix.lower() in _PARQUET:
+        frame = pd.read_parquet(path)
+        dayfirst = bool(dayfirst)  # as the chunks of ``io.stream`` read it, which cannot see the whole column
+    else:
+        frame = read_delimited(path, sep, decimal)
     if index_col is not None:
         if index_col not in frame.columns:
             raise ValueError(f"index column {index_col!r} not in {path}; columns are {list(frame.columns)}")
-        return _parse_time_index(frame.set_index(index_col))
+        return _parse_time_index(frame.set_index(index_col), _day_first(frame[index_col], dayfirst))
     first = frame.columns[0] if len(frame.columns) else None
-    if first is not None and not pd.api.types.is_numeric_dtype(frame[first]) and _are_times(frame[first].head(20)):
-        return _parse_time_index(frame.set_index(first))
+    if first is None or pd.api.types.is_numeric_dtype(frame[first]):
+        return frame
+    day_first = _day_first(frame[first], dayfirst)
+    if _are_times(frame[first].head(20), day_first):
+        return _parse_time_index(frame.set_index(first), day_first)
     return frame
 
 
-def _are_times(values: pd.Series) -> bool:
+def csv_dialect(path: str | Path, sep: str | None = None, decimal: str | None = None) -> Dialect | None:
+    """The separator and decimal mark ``read_table`` reads ``path`` with; None for Parquet."""
+    return None if Path(path).suffix.lower() in _PARQUET else sniff_dialect(path, sep, decimal)
+
+
+def _day_first(values: pd.Series, dayfirst: bool | None) -> bool:
+    """Whether to read the dates in ``values`` day first. Only dates written day/month/year or
+    month/day/year qualify: pandas' ``dayfirst`` also swaps month and day of ISO dates."""
+    text = values.dropna().astype(str)
+    if text.empty or not _DAY_MONTH.match(text.iloc[0]):  # ISO and the like: no need to scan them all
+        return False
+    dates = pd.Series(text.str.strip().str.slice(0, 10).unique())  # the date part, once per day
+    parts = dates.str.extract(_DAY_MONTH)
+    if parts[0].isna().any():
+        return False
+    if dayfirst is not None:
+        return dayfirst
+    first, second = parts[0].astype(int), parts[2].astype(int)
+    if (first > 12).any() or (second > 12).any():
+        return bool((first > 12).any())
+    return bool((parts[1] == ".").all())  # 01.02.2024 is day first wherever dots are used
+
+
+def _to_times(values: pd.Series | pd.Index, utc: bool, dayfirst: bool) -> pd.Series | pd.DatetimeIndex:
+    """Fast when every value is written as the first one is (pandas infers the format once);
+    value by value otherwise."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "could not infer format": parsed value by value
+            return pd.to_datetime(values, utc=utc, dayfirst=dayfirst)
+    except (ValueError, TypeError):
+        return pd.to_datetime(values, format="mixed", utc=utc, dayfirst=dayfirst)
+
+
+def _are_times(values: pd.Series, dayfirst: bool = False) -> bool:
     for utc in (False, True):  # mixed UTC offsets (a daylight-saving change) parse only as UTC
         try:
-            pd.to_datetime(values, format="mixed", utc=utc)
+            _to_times(values, utc, dayfirst)
             return True
         except (ValueError, TypeError):
             continue
     return False
 
 
-def _parse_time_index(frame: pd.DataFrame) -> pd.DataFrame:
+def _parse_time_index(frame: pd.DataFrame, dayfirst: bool = False) -> pd.DataFrame:
     """Timestamps become a DatetimeIndex; offsets that change within the file (a daylight-saving
     change) become UTC, so the index is still times and its order can be checked."""
     if pd.api.types.is_numeric_dtype(frame.index.dtype):
         return frame
     for utc in (False, True):
         try:
-            stamps = pd.to_datetime(frame.index, format="mixed", utc=utc)
+            stamps = _to_times(frame.index, utc, dayfirst)
         except (ValueError, TypeError):
             continue
         if isinstance(stamps, pd.DatetimeIndex):
