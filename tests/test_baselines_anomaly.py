@@ -1,4 +1,5 @@
-"""Anomaly baselines: the shared scorer contract, and that each real scorer notices a spike."""
+"""Anomaly baselines: the shared scorer contract, and that each real scorer notices the kind of
+anomaly it is there for (a spike, a burst of noise, a broken correlation, a changed rhythm)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from threadpoolctl import threadpool_limits
 from diffimpute.baselines.anomaly import (
     ANOMALY_BASELINES,
     AnomalyScorer,
+    FirstDifference,
     PCAReconstruction,
     RandomScorer,
+    RollingVariance,
+    WindowPCA,
     make_anomaly_baseline,
 )
 
 NAMES = sorted(ANOMALY_BASELINES)
+WINDOWED = ["pca-window", "rollvar"]
 MIXING = np.random.default_rng(42).normal(size=(2, 5))
 
 
@@ -85,6 +90,43 @@ def test_wrong_feature_count_or_missing_values_raise(name: str, train: np.ndarra
         scorer.fit(with_nan)
 
 
+@pytest.mark.parametrize("name", WINDOWED)
+def test_windowed_scorers_give_one_score_per_row_of_a_single_window(
+    name: str, train: np.ndarray
+) -> None:
+    scorer = make_anomaly_baseline(name, window=16).fit(train)
+    assert scorer.score(train[:16]).shape == (16,)
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+def test_fewer_rows_than_a_window_raise_naming_the_window(name: str, train: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="needs at least 16.*shorter window"):
+        make_anomaly_baseline(name, window=16).fit(train[:15])
+    scorer = make_anomaly_baseline(name, window=16).fit(train)
+    with pytest.raises(ValueError, match="X has 15 rows"):
+        scorer.score(train[:15])
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+@pytest.mark.parametrize("window", [0, 1.5, True, "16"])
+def test_a_window_that_is_not_a_usable_integer_raises(
+    name: str, window: object, train: np.ndarray
+) -> None:
+    with pytest.raises(ValueError, match="window must be an integer"):
+        make_anomaly_baseline(name, window=window).fit(train)
+
+
+def test_rolling_variance_needs_two_rows_per_window(train: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="window must be an integer >= 2"):
+        RollingVariance(window=1).fit(train)
+
+
+def test_first_difference_needs_two_rows(train: np.ndarray) -> None:
+    scorer = FirstDifference().fit(train)
+    with pytest.raises(ValueError, match="needs at least 2"):
+        scorer.score(train[:1])
+
+
 def test_unknown_baseline_name_lists_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="iforest"):
         make_anomaly_baseline("lstm")
@@ -116,3 +158,54 @@ def test_random_scorer_ignores_the_data() -> None:
 def test_pca_keeping_every_component_raises() -> None:
     with pytest.raises(ValueError, match="fewer components"):
         PCAReconstruction(n_components=3).fit(np.random.default_rng(0).normal(size=(50, 3)))
+
+
+def test_pca_variance_fraction_that_needs_every_feature_keeps_all_but_one() -> None:
+    independent = np.random.default_rng(0).normal(size=(200, 3))
+    scorer = PCAReconstruction(n_components=0.9).fit(independent)
+    assert scorer.pca_.n_components_ == 2
+    assert scorer.score(independent).max() > 0
+
+
+def test_first_difference_scores_a_one_channel_spike_and_its_way_back_above_the_rest(
+    train: np.ndarray,
+) -> None:
+    test = _correlated(np.random.default_rng(1), 300)
+    spike = 150
+    test[spike, 2] += 6 * train[:, 2].std()  # one feature only: the row-wise mix barely moves
+    scores = FirstDifference().fit(train).score(test)
+    assert min(scores[spike], scores[spike + 1]) > np.delete(scores, [spike, spike + 1]).max()
+    assert scores[0] == scores[1]  # the first step has no predecessor
+
+
+# a stretch of the test series, and the steps at least half a window (16) away from it
+STRETCH = slice(130, 170)
+FAR = np.r_[0 : STRETCH.start - 8, STRETCH.stop + 8 : 300]
+
+
+def test_rolling_variance_scores_a_burst_of_noise_above_every_calm_step(train: np.ndarray) -> None:
+    test = _correlated(np.random.default_rng(1), 300)
+    noise = np.random.default_rng(2).normal(size=STRETCH.stop - STRETCH.start)
+    test[STRETCH, 1] += train[:, 1].std() * noise  # the level stays, the variability jumps
+    scores = RollingVariance(window=16).fit(train).score(test)
+    assert scores[STRETCH].min() > scores[FAR].max()
+
+
+def test_window_pca_scores_a_broken_correlation_above_every_normal_step(
+    train: np.ndarray,
+) -> None:
+    test = _correlated(np.random.default_rng(1), 300)
+    # feature 3 replays its own values from later on: the same range, no link to the others
+    test[STRETCH, 3] = test[200:240, 3]
+    scores = WindowPCA(window=16).fit(train).score(test)
+    assert scores[STRETCH].min() > scores[FAR].max()
+
+
+def test_window_pca_sees_a_changed_rhythm_in_a_single_feature() -> None:
+    rng = np.random.default_rng(0)
+    steps = np.arange(900)
+    series = np.sin(2 * np.pi * steps / 25) + 0.05 * rng.normal(size=900)
+    fast = slice(600 + STRETCH.start, 600 + STRETCH.stop)  # three times the usual frequency
+    series[fast] = np.sin(2 * np.pi * steps[fast] * 3 / 25) + 0.05 * rng.normal(size=40)
+    scores = WindowPCA(window=16).fit(series[:600, None]).score(series[600:, None])
+    assert scores[STRETCH].min() > scores[FAR].max()
