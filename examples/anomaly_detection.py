@@ -22,7 +22,7 @@ test.iloc[120:140, 2] += 2.0  # a level shift in another
 test.iloc[180:210, 1] *= -1  # b turns against a: each sensor alone still looks normal
 labels[60], labels[120:140], labels[180:210] = 1, 1, 1
 
-detector = ImDiffusionDetector(time_budget=20, random_state=0).fit(train)  # library defaults otherwise
+detector = ImDiffusionDetector(random_state=0).fit(train)  # library defaults: 100 training steps
 scores = detector.anomaly_score(test)  # a Series on test's index, higher = more anomalous
 flags = detector.predict(test)  # 0/1, threshold fitted on held-out training rows (no labels)
 print(f"window {detector.window_}, {detector.network_passes_per_timestamp():.0f} network passes per row")

@@ -1,7 +1,10 @@
-"""ImDiffusionDetector: a client of the engine; anomalies of three kinds score high; every scoring
-option runs; label-free thresholds; short histories; budgets; persistence; seeds."""
+"""ImDiffusionDetector: a client of the engine; anomalies of three kinds score high; other channels
+inform the score; every scoring option runs; label-free thresholds that flag about the anomalous
+share; short histories; budgets; the pretrained denoiser; persistence; seeds."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,7 @@ from diffimpute.tasks import anomaly
 from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
 
 TINY = {
-    "window": 24, "stride": 12, "n_segments": 6, "train_stride": 2, "channels": 16, "n_layers": 1,
+    "window": 24, "stride": 12, "n_segments": (2, 6), "train_stride": 2, "channels": 16, "n_layers": 1,
     "n_heads": 2, "max_epochs": 12, "batch_size": 32, "sampling_steps": 5, "n_samples": 2,
     "calibration_fraction": 0.25, "time_budget": None, "device": "cpu",
 }
@@ -76,7 +79,7 @@ def test_spike_level_shift_and_changed_correlation_score_above_normal(detector, 
     [
         {"score": "zscore"}, {"score": "crps"}, {"standardise": False}, {"feature_reduction": "sum"},
         {"feature_reduction": "topk", "top_k": 2}, {"ensemble": "vote", "vote_steps": (0, 10, 20), "smoothing": 1},
-        {"smoothing": 5}, {"keep_peaks": True},
+        {"smoothing": 5}, {"smoothing": (1, 5)}, {"trim_percentile": None},
     ],
 )
 def test_every_scoring_option_runs_and_still_ranks_the_spike_high(detector, test_frame, options) -> None:
@@ -104,6 +107,45 @@ def test_thresholds_need_no_labels(detector: ImDiffusionDetector, test_frame: pd
     assert detector.score_samples(test_frame.to_numpy())[60] < np.median(detector.score_samples(test_frame.to_numpy()))
 
 
+def test_flags_cover_about_the_anomalous_share(detector: ImDiffusionDetector, test_frame: pd.DataFrame) -> None:
+    truth = np.zeros(240, dtype=bool)
+    truth[[60]], truth[170:182], truth[100:124] = True, True, True
+    flags = detector.predict(test_frame).to_numpy().astype(bool)
+    assert flags.mean() <= 3 * truth.mean()
+    spread = detector.set_params(trim_percentile=None).predict(test_frame).to_numpy().astype(bool)
+    detector.set_params(trim_percentile=90.0)
+    assert (spread & ~truth).sum() > (flags & ~truth).sum()  # smoothing spreads flags; trimming takes them back
+
+
+def correlated(n_time: int, seed: int) -> np.ndarray:
+    """Six features mixed from three latent paths (two rhythms and a slow random walk), plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_time)
+    latent = np.stack([np.sin(t / 5), np.sin(t / 23), np.cumsum(rng.normal(0, 0.1, n_time))], axis=1)
+    return latent @ np.random.default_rng(99).normal(0, 1, (3, 6)) + 0.05 * rng.standard_normal((n_time, 6))
+
+
+def test_a_shift_that_only_other_channels_reveal_stands_out() -> None:
+    """A 20-step shift in one of six correlated features: inside it every feature moves smoothly, so
+    only the other features say it is wrong, through the cross-feature guess."""
+    test = correlated(400, 1)
+    test[200:220, 3] += 1.0 * test[:, 3].std()
+    quick = {"channels": 16, "n_layers": 1, "n_heads": 2, "max_steps": 30, "device": "cpu"}
+    scores = {guess: ImDiffusionDetector(**quick, guess=guess).fit(correlated(800, 0)).anomaly_score(test)
+              for guess in ("cross-feature", "interpolate")}
+    inside, normal = scores["cross-feature"][203:217], np.r_[20:180, 240:380]
+    assert inside.min() > np.quantile(scores["cross-feature"][normal], 0.99)
+    margin = {g: s[203:217].mean() - np.quantile(s[normal], 0.99) for g, s in scores.items()}
+    assert margin["cross-feature"] > margin["interpolate"]
+
+
+def test_the_pretrained_denoiser_scores_a_short_history_without_training(train, test_frame) -> None:
+    detector = ImDiffusionDetector(pretrained="default", guess="interpolate", max_steps=0, window=48, device="cpu")
+    scores = detector.fit(train.iloc[:240]).anomaly_score(test_frame)
+    assert detector.history_.steps == 0 and type(detector.model_).__name__ == "PatchDenoiser"
+    assert scores.iloc[60] > np.quantile(scores.iloc[NORMAL], 0.9)
+
+
 def test_save_load_round_trip(detector: ImDiffusionDetector, test_frame: pd.DataFrame, tmp_path) -> None:
     path = tmp_path / "detector.safetensors"
     detector.save(path)
@@ -125,17 +167,22 @@ def test_seeded_fits_are_identical_and_seeds_differ(train: pd.DataFrame, test_fr
 
 def test_cell_scores_cover_every_cell_once_per_kept_step(detector: ImDiffusionDetector, test_frame) -> None:
     cells = detector.cell_scores(test_frame)
-    assert cells.shape == (len(detector.vote_timesteps()), 1, 240, 3)
+    assert cells.shape == (2, len(detector.vote_timesteps()), 1, 240, 3)  # two mask families
     assert np.isfinite(cells).all() and (cells >= 0).all()
-    assert detector.network_passes_per_timestamp() == 2 * 5 * 2 * 24 / 12
+    assert detector.network_passes_per_timestamp() == 2 * 2 * 5 * 2 * 24 / 12
 
 
 def test_defaults_size_themselves_for_a_short_history() -> None:
     short = pd.DataFrame(seasonal(120, 2), columns=["a", "b", "c"])
-    with pytest.warns(UserWarning, match="smoothing=1"):  # 24 calibration rows for a width-24 smoothing
-        detector = ImDiffusionDetector(channels=8, n_layers=1, n_heads=2, max_epochs=1, device="cpu").fit(short)
+    small = {"channels": 8, "n_layers": 1, "n_heads": 2, "max_steps": 5, "device": "cpu"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # default widths stay within the 24 calibration rows
+        detector = ImDiffusionDetector(**small).fit(short)
     assert detector.window_ <= 24 and detector.stride_ == detector.window_ // 2  # 20 % of 120 rows calibrate
+    assert max(detector._widths()) <= 24 // 8
     assert detector.anomaly_score(short).shape == (120,)
+    with pytest.warns(UserWarning, match="smoothing widths"):  # 24 calibration rows for a width-24 smoothing
+        ImDiffusionDetector(**small, smoothing=24).fit(short)
 
 
 def test_time_budget_stops_training(train: pd.DataFrame) -> None:
@@ -164,6 +211,11 @@ def test_the_imdiffusion_settings_run(train: pd.DataFrame, test_frame: pd.DataFr
         ({"threshold": "oracle"}, "threshold"),
         ({"time_budget": 0}, "time_budget"),
         ({"smoothing": 0}, "smoothing"),
+        ({"smoothing": (1, 0)}, "smoothing"),
+        ({"trim_percentile": 100}, "trim_percentile"),
+        ({"max_steps": -1}, "max_steps"),
+        ({"pretrained": "default"}, "guess='interpolate'"),
+        ({"pretrained": "default", "guess": "interpolate", "prediction": "epsilon"}, "diffusion settings"),
     ],
 )
 def test_bad_parameters_raise(train: pd.DataFrame, params: dict, message: str) -> None:

@@ -8,7 +8,7 @@ training the target cells are hidden from it, so no target value leaks into its 
 All guesses map ``(values, cond_mask, positions)`` -- ``(batch, features, length)`` twice and
 ``(batch, length)`` -- to ``(batch, features, length)``, with conditioning cells unchanged.
 The time-series guesses work along time; ``GaussianGuess`` works across features, one time step
-(or table row) at a time.
+(or table row) at a time; ``CrossFeatureGuess`` combines the two.
 """
 
 from __future__ import annotations
@@ -148,3 +148,75 @@ def shrink(covariance: torch.Tensor, amount: float | torch.Tensor) -> torch.Tens
     diagonal = torch.diag(torch.diagonal(covariance))
     floor = 1e-4 * torch.eye(len(covariance), dtype=covariance.dtype, device=covariance.device)
     return (1 - amount) * covariance + amount * diagonal + floor
+
+
+def gap_distance(mask: torch.Tensor) -> torch.Tensor:
+    """Steps from each cell to the nearest given cell of its feature, ``(batch, features, length)``
+    int64: 0 on given cells, ``length`` for a feature with none in the window."""
+    length = mask.shape[-1]
+    steps = torch.arange(length, device=mask.device).expand_as(mask)
+    before = torch.where(mask, steps, -2 * length).cummax(dim=-1).values
+    after = torch.where(mask, steps, 3 * length).flip(-1).cummin(dim=-1).values.flip(-1)
+    return torch.minimum(steps - before, after - steps).clamp(max=length)
+
+
+class CrossFeatureGuess(nn.Module):
+    """Interpolation along time, corrected by what the other features say at the same step.
+
+    Each row ``x`` is modelled as Gaussian ``N(mean, covariance)``, fitted on complete training
+    rows. A given cell is observed exactly; a hidden cell is observed through its linear
+    interpolation, whose error variance grows with the distance to the nearest given cell of its
+    feature (``gap_variance``, measured per feature in powers-of-two distance bins). The guess is the
+    posterior mean, ``mean + covariance (covariance + noise)^-1 (z - mean)``: next to given cells it
+    is the interpolation, deep in a long gap it leans on correlated features, and a feature that
+    correlates with none keeps its interpolation pulled a little towards its mean. One solve per
+    distinct noise pattern, so the fixed masks of anomaly scoring cost a handful of solves.
+    """
+
+    def __init__(self, n_features: int, max_length: int) -> None:
+        super().__init__()
+        self.n_bins = int(max_length).bit_length() + 1  # distance 0, 1, 2-3, 4-7, ... up to max_length
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("covariance", torch.eye(n_features))
+        self.register_buffer("gap_variance", torch.ones(n_features, self.n_bins))
+
+    def _bins(self, distance: torch.Tensor) -> torch.Tensor:
+        bins = torch.floor(torch.log2(distance.clamp(min=1).to(torch.float32))).to(torch.int64) + 1
+        return torch.where(distance == 0, 0, bins).clamp(max=self.n_bins - 1)
+
+    @torch.no_grad()
+    def fit(self, values: torch.Tensor, targets: torch.Tensor, positions: torch.Tensor) -> CrossFeatureGuess:
+        """Fit on complete training windows ``values (n, features, length)``: the row Gaussian, and
+        the interpolation's squared error on ``targets`` (hidden cells, same shape) per distance bin."""
+        rows = values.transpose(1, 2).reshape(-1, values.shape[1]).double()
+        self.mean.copy_(rows.mean(0).float())
+        self.covariance.copy_(shrink(torch.cov(rows.T).reshape(len(self.mean), -1), _EM_SHRINKAGE).float())
+        given = ~targets
+        error = (interpolate_gaps(values * given, given, positions) - values) ** 2
+        bins = self._bins(gap_distance(given))
+        for b in range(1, self.n_bins):
+            chosen = (bins == b) & targets
+            count = chosen.sum(dim=(0, 2))
+            total = (error * chosen).sum(dim=(0, 2))
+            # a bin never seen keeps the feature's variance: interpolation tells nothing there
+            self.gap_variance[:, b] = torch.where(count > 0, total / count.clamp(min=1), torch.diagonal(self.covariance))
+        self.gap_variance[:, 0] = 1e-4 * torch.diagonal(self.covariance)
+        return self
+
+    def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        batch, n_features, length = values.shape
+        interpolated = interpolate_gaps(values * cond_mask, cond_mask, positions)
+        noise = self.gap_variance.gather(1, self._bins(gap_distance(cond_mask)).transpose(0, 1).reshape(n_features, -1))
+        noise = noise.view(n_features, batch, length).permute(1, 2, 0).reshape(-1, n_features)
+        rows = interpolated.transpose(1, 2).reshape(-1, n_features) - self.mean
+        patterns, which = torch.unique(noise, dim=0, return_inverse=True)
+        inverses = torch.linalg.inv(self.covariance + torch.diag_embed(patterns))  # (patterns, features, features)
+        weighted = torch.empty_like(rows)
+        for start in range(0, len(rows), _ROWS_PER_GATHER):
+            part = slice(start, start + _ROWS_PER_GATHER)
+            weighted[part] = (inverses[which[part]] @ rows[part].unsqueeze(-1)).squeeze(-1)
+        estimate = (self.mean + weighted @ self.covariance).view(batch, length, n_features).transpose(1, 2)
+        return torch.where(cond_mask, values, estimate)
+
+
+_ROWS_PER_GATHER = 4096  # rows whose gain matrices are gathered at once: bounds memory at 4096 x features^2

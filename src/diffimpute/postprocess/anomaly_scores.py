@@ -113,8 +113,8 @@ def combine_steps(
     return votes + 0.999 * ranks.mean(axis=0)
 
 
-def smooth(scores: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average over the last (time) axis; ``width=1`` returns the scores unchanged."""
+def smooth(scores: np.ndarray, width: int, axis: int = -1) -> np.ndarray:
+    """Centred moving average over the time ``axis``; ``width=1`` returns the scores unchanged."""
     if width <= 1:
         return scores
-    return uniform_filter1d(scores, size=width, axis=-1, mode="nearest")
+    return uniform_filter1d(scores, size=width, axis=axis, mode="nearest")

@@ -1,7 +1,7 @@
 """ImDiffusionDetector: anomaly detection by imputation with complementary masks (Chen et al., VLDB 2024).
 
 Each window is imputed once per complementary mask, so every cell is predicted from its
-surroundings exactly once; how far the observation lies from its imputed distribution is the
+surroundings exactly once per mask family; how far the observation lies from its imputed distribution is the
 anomaly evidence. The task is a client of the engine: ``engine.train`` fits the CSDI denoiser on
 mask targets with ``engine.denoising_loss``, and ``engine.sample`` imputes windows x masks x draws
 in batched passes, keeping the denoiser's ``x_0`` estimates at the steps that vote.
@@ -10,14 +10,26 @@ Pipeline, each stage a named option (raw evidence -> calibration -> threshold):
 
 1. ``fit`` trains on the first ``1 - calibration_fraction`` of the (mostly normal) rows and keeps
    the rest as calibration rows it never trains on.
-2. ``cell_scores`` gives, per kept diffusion step, every cell's score (error, z-score or CRPS).
-3. ``scores_from_cells`` standardises per feature on the calibration cells, reduces over
-   features, combines the steps and smooths (``postprocess.anomaly_scores``).
-4. ``predict`` flags scores above a label-free threshold fitted on the calibration scores.
+2. ``cell_scores`` gives, per mask family and kept diffusion step, every cell's score (error,
+   z-score or CRPS). Families differ in segment length: long segments (half a window) make a
+   hidden stretch be predicted from the other features and from normal time around it, so an
+   anomalous stretch cannot condition its own imputation; short ones catch local breaks.
+3. ``scores_from_cells``: per family and smoothing width, standardise each cell per feature on
+   the calibration cells, smooth along time, reduce over features and combine the steps
+   (``postprocess.anomaly_scores``); each such candidate is standardised on its calibration
+   scores and the score is their mean, so one-step spikes and window-long episodes both stand out.
+4. ``predict`` flags scores above a label-free threshold fitted on the calibration scores, kept
+   only where the step's own unsmoothed evidence is unusual (smoothing spreads short events).
+
+The default first guess, ``"cross-feature"`` (``nn.guess.CrossFeatureGuess``), corrects the
+interpolation of a hidden cell by what the other features say at the same step, under a Gaussian
+of the training rows; a level shift or broken link in one feature then leaves a large residual
+even when the model was trained for a minute. With ``pretrained=`` the shipped patch denoiser of
+the imputer scores without training (``max_steps=0``) or fine-tunes, refining interpolation.
 
 ``IMDIFFUSION`` holds the released ImDiffusion settings (grating masks, random training masks,
 unconditional model, min-max x 20 scaling, vote over DDPM steps) for comparison; the defaults are
-what measured best on SKAB and NAB (``bench/bench_anomaly.py``). Where this departs from the
+what measured best on SKAB, NAB and a synthetic multivariate suite (``bench/bench_anomaly.py``). Where this departs from the
 released code: thresholds and vote statistics are calibrated on held-out normal data rather than
 on the test set, and the vote uses the ``x_0`` estimates rather than the noisy states.
 """
@@ -55,7 +67,9 @@ from diffimpute.masking.grating import (
     scoring_masks,
 )
 from diffimpute.nn.csdi import CSDIDenoiser
-from diffimpute.nn.guess import InterpolationGuess
+from diffimpute.nn.guess import CrossFeatureGuess, InterpolationGuess
+from diffimpute.nn.patch import PatchDenoiser
+from diffimpute.nn.pretrained import load_pretrained
 from diffimpute.postprocess.anomaly_scores import (
     CellScore,
     CellStatistics,
@@ -75,12 +89,13 @@ from diffimpute.postprocess.thresholds import (
 )
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, DiffusionEstimator, resolve_device
 
-DetectorGuess = Literal["interpolate", "none"]
+DetectorGuess = Literal["cross-feature", "interpolate", "none"]
 ScalerKind = Literal["standard", "minmax"]
 ThresholdKind = Literal["percentile", "pot", "spot"]
 _THRESHOLDS = {"percentile": PercentileThreshold, "pot": POTThreshold, "spot": SPOTThreshold}
 _MAX_WINDOW = 64  # default window cap: longer windows cost more per step than they add on CPU
 _MAX_SEGMENTS = 10
+_DEFAULT_WIDTHS = (1, 4, 16)  # plus the window: one-step spikes to window-long episodes
 
 IMDIFFUSION = {
     "window": 100, "stride": 50, "n_segments": 10, "masks": "grating", "train_masks": "random",
@@ -102,6 +117,13 @@ def _fit_scaler(kind: ScalerKind, panel: np.ndarray) -> FeatureScaler:
     flat = panel.reshape(-1, panel.shape[-1])
     low, span = flat.min(axis=0), flat.max(axis=0) - flat.min(axis=0)
     return FeatureScaler.from_dict({"mean": low.tolist(), "scale": np.where(span > 0, span, 1.0).tolist()})
+
+
+def _as_tuple(value: int | Sequence[int] | None) -> tuple[int, ...] | None:
+    """One setting or several, as a tuple (None stays None: the default is chosen in ``fit``)."""
+    if value is None:
+        return None
+    return (value,) if isinstance(value, (int, np.integer)) else tuple(value)
 
 
 def _nearest_visited(requested: Sequence[int], visited: Sequence[int]) -> list[int]:
@@ -127,26 +149,26 @@ class ImDiffusionDetector(DiffusionEstimator):
         window where it is most central). train_stride: between training windows (``window // 8``).
     masks: ``"checkerboard"`` (segment x feature, so a cell is predicted from the time around it
         and from the other features) or ``"grating"`` (whole time segments, ImDiffusion's); see
-        ``masking.grating``. n_segments, n_masks: segments per window (default ``min(10, window //
-        2)``) and complementary masks.
+        ``masking.grating``. n_segments: segments per window, one count or several (one mask
+        family each; default ``(2, min(10, window // 2))``). n_masks: complementary masks per family.
     train_masks: ``"same"`` trains on the scoring masks; ``"random"`` hides ``random_mask_ratio``
         of the cells at random (the released ImDiffusion code).
     unconditional: ImDiffusion's unconditional model (visible cells reach the network only noised
         to the current step); ``False`` is CSDI's conditional model.
-    guess: ``"interpolate"`` (conditional only): the diffusion refines a linear interpolation of
-        the visible cells, so a cell unlike its neighbours leaves a large residual; or ``"none"``.
+    guess: (conditional only) what the diffusion refines: ``"cross-feature"`` (interpolation
+        corrected by the other features at the same step, ``nn.guess.CrossFeatureGuess``),
+        ``"interpolate"`` (linear interpolation of the visible cells) or ``"none"``.
     prediction: the network's target, ``"epsilon"``, ``"x0"`` or ``"v"``.
     score: per-cell evidence, ``"error"``, ``"zscore"`` or ``"crps"`` (the last two need
         ``n_samples >= 2``); standardise: z-score it per step and feature on the calibration rows.
     feature_reduction, top_k: ``"max"``, ``"sum"`` or ``"topk"`` over features.
     ensemble, vote_steps, vote_fraction: combine the ``x_0`` estimates at ``vote_steps`` (mapped to
         the nearest visited steps) by ``"mean"`` or ImDiffusion's ``"vote"``.
-    smoothing: width of a centred moving average over the final score (default: the window; 1:
-        none). The default suits anomalies that last many steps (SKAB, NAB), where single-cell
-        evidence is noisy; it averages a one-step spike away, so pass ``smoothing=1`` or
-        ``keep_peaks=True`` for spikes (``fit`` warns when the calibration rows are too few for the width).
-    keep_peaks: score each step by the larger of the smoothed and the unsmoothed score, each
-        standardised on the calibration scores, so a one-step spike is not averaged away.
+    smoothing: widths of centred moving averages along time, one or several, each a candidate
+        score (default ``(1, 4, 16, window)``, none wider than an eighth of the calibration rows;
+        ``fit`` warns when a width given leaves too few calibration rows).
+    trim_percentile: ``predict`` keeps a flag only where the step's unsmoothed evidence exceeds
+        this percentile of the calibration's (None: no trimming).
     scaler, value_scale: per-feature ``"standard"`` or ``"minmax"``, times ``value_scale``.
     x0_clip: clip each ``x_0`` estimate to ``x0_clip`` times the largest absolute scaled training
         value per feature (None: no clipping), so an under-trained step cannot derail a trajectory.
@@ -154,7 +176,10 @@ class ImDiffusionDetector(DiffusionEstimator):
     diffusion_steps, schedule, beta_start, beta_end: the noise schedule.
     max_epochs, batch_size, learning_rate, weight_decay, patience: training (the engine's trainer,
         model selection on the denoising loss of the calibration windows).
-    time_budget: seconds of training (None: no limit).
+    pretrained: None (a CSDI denoiser trained from scratch) or the name or path of pretrained
+        patch-denoiser weights (``"default"`` ships with the package); needs ``guess="interpolate"``.
+    max_steps: optimiser steps of training, the reproducible budget (0: use the weights as they
+        are; None: epochs decide). time_budget: a cap in seconds that warns when it cuts training.
     sampler, sampling_steps, ddim_eta, n_samples: reverse diffusion while scoring.
     calibration_fraction: trailing share of the fitting rows held out for calibration.
     threshold: ``"percentile"``, ``"pot"``, ``"spot"`` or a ``ScoreThreshold``, fitted on the
@@ -172,22 +197,21 @@ class ImDiffusionDetector(DiffusionEstimator):
         stride: int | None = None,
         train_stride: int | None = None,
         masks: MaskKind = "checkerboard",
-        n_segments: int | None = None,
+        n_segments: int | Sequence[int] | None = None,
         n_masks: int = 2,
         train_masks: TrainMasks = "same",
         random_mask_ratio: float = 0.7,
         unconditional: bool = False,
-        guess: DetectorGuess = "interpolate",
+        guess: DetectorGuess = "cross-feature",
         prediction: Prediction = "v",
-        score: CellScore = "zscore",
+        score: CellScore = "error",
         standardise: bool = True,
         feature_reduction: FeatureReduction = "max",
         top_k: int = 3,
         ensemble: Ensemble = "mean",
         vote_steps: Sequence[int] = (0,),
         vote_fraction: float = 0.02,
-        smoothing: int | None = None,
-        keep_peaks: bool = False,
+        smoothing: int | Sequence[int] | None = None,
         scaler: ScalerKind = "standard",
         value_scale: float = 1.0,
         x0_clip: float | None = 1.5,
@@ -205,16 +229,19 @@ class ImDiffusionDetector(DiffusionEstimator):
         learning_rate: float = 3e-3,
         weight_decay: float = 1e-6,
         patience: int = 10,
+        pretrained: str | None = None,
+        max_steps: int | None = 100,
         time_budget: float | None = 45.0,
         sampler: SamplerKind = "ddim",
-        sampling_steps: int | None = 3,
+        sampling_steps: int | None = 1,
         ddim_eta: float = 1.0,
-        n_samples: int = 3,
+        n_samples: int = 1,
         calibration_fraction: float = 0.2,
         threshold: ThresholdKind | ScoreThreshold = "percentile",
         threshold_percentile: float = 99.0,
         threshold_risk: float = 1e-3,
         threshold_init_quantile: float = 0.95,
+        trim_percentile: float | None = 90.0,
         max_cells_per_pass: int = 2**15,
         device: DeviceName = "auto",
         random_state: int = 0,
@@ -239,7 +266,6 @@ class ImDiffusionDetector(DiffusionEstimator):
         self.vote_steps = vote_steps
         self.vote_fraction = vote_fraction
         self.smoothing = smoothing
-        self.keep_peaks = keep_peaks
         self.scaler = scaler
         self.value_scale = value_scale
         self.x0_clip = x0_clip
@@ -257,6 +283,8 @@ class ImDiffusionDetector(DiffusionEstimator):
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.patience = patience
+        self.pretrained = pretrained
+        self.max_steps = max_steps
         self.time_budget = time_budget
         self.sampler = sampler
         self.sampling_steps = sampling_steps
@@ -267,6 +295,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         self.threshold_percentile = threshold_percentile
         self.threshold_risk = threshold_risk
         self.threshold_init_quantile = threshold_init_quantile
+        self.trim_percentile = trim_percentile
         self.max_cells_per_pass = max_cells_per_pass
         self.device = device
         self.random_state = random_state
@@ -277,9 +306,12 @@ class ImDiffusionDetector(DiffusionEstimator):
         check_seed(self.random_state)
         for name in ("n_masks", "top_k", "n_samples", "max_epochs", "batch_size", "patience"):
             check_positive_int(getattr(self, name), name)
-        for name in ("window", "stride", "train_stride", "n_segments", "smoothing"):
+        for name in ("window", "stride", "train_stride"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
+        for name in ("n_segments", "smoothing"):
+            for value in _as_tuple(getattr(self, name)) or ():
+                check_positive_int(value, name)
         check_choice(self.masks, get_args(MaskKind), "masks")
         check_choice(self.train_masks, get_args(TrainMasks), "train_masks")
         check_choice(self.guess, get_args(DetectorGuess), "guess")
@@ -301,12 +333,35 @@ class ImDiffusionDetector(DiffusionEstimator):
             raise ValueError(f"vote_steps must lie in [0, diffusion_steps={self.diffusion_steps}), got {steps}")
         if not 0 < self.vote_fraction < 1:
             raise ValueError(f"vote_fraction must be between 0 and 1 (exclusive), got {self.vote_fraction!r}")
+        if self.trim_percentile is not None and not 0 <= self.trim_percentile < 100:
+            raise ValueError(f"trim_percentile must be in [0, 100) or None, got {self.trim_percentile!r}")
         if not 0 <= self.calibration_fraction < 1:
             raise ValueError(f"calibration_fraction must be in [0, 1), got {self.calibration_fraction!r}")
         if not self.value_scale > 0:
             raise ValueError(f"value_scale must be > 0, got {self.value_scale!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int | np.integer) or self.max_steps < 0):
+            raise ValueError(f"max_steps must be a whole number >= 0 or None, got {self.max_steps!r}")
+        if self.pretrained is not None:
+            self._check_pretrained()
         if self.time_budget is not None and not self.time_budget > 0:
             raise ValueError(f"time_budget must be > 0 seconds or None, got {self.time_budget!r}")
+
+    def _check_pretrained(self) -> None:
+        """The pretrained denoiser is conditional, refines interpolation, and fixes the diffusion."""
+        if self.unconditional or self.guess != "interpolate" or self.train_masks != "same":
+            raise ValueError("the pretrained denoiser is conditional, refines interpolation and trains on the scoring "
+                             "masks; pass unconditional=False, guess='interpolate', train_masks='same' or pretrained=None")
+        weights = load_pretrained(self.pretrained)
+        mine = {"diffusion_steps": self.diffusion_steps, "schedule": self.schedule, "beta_start": self.beta_start,
+                "beta_end": self.beta_end, "prediction": self.prediction}
+        differ = {name: (mine[name], value) for name, value in weights.diffusion.items() if mine[name] != value}
+        if differ:
+            said = ", ".join(f"{name}={ours!r} (weights: {theirs!r})" for name, (ours, theirs) in differ.items())
+            raise ValueError(f"the pretrained weights were trained for other diffusion settings: {said}; keep "
+                             "the defaults, or pass pretrained=None to train from scratch with these")
+        if self.window is not None and self.window > weights.model["max_length"]:
+            raise ValueError(f"the pretrained denoiser reads windows of at most {weights.model['max_length']} "
+                             f"steps, got window={self.window}; pass a shorter window or pretrained=None")
 
     def _panel(self, X: pd.DataFrame | np.ndarray, name: str = "X") -> np.ndarray:
         panel = to_panel(X, name)
@@ -349,11 +404,12 @@ class ImDiffusionDetector(DiffusionEstimator):
         n_time = panel.shape[1]
         self.window_, n_cal = self._sizes(n_time)
         self.stride_ = min(self.stride or max(1, self.window_ // 2), self.window_)
-        self.n_segments_ = self.n_segments or max(self.n_masks, min(_MAX_SEGMENTS, self.window_ // 2))
-        scoring_masks(self.masks, panel.shape[-1], self.window_, self.n_segments_, self.n_masks)  # validates
+        short = max(self.n_masks, min(_MAX_SEGMENTS, self.window_ // 2))
+        self.n_segments_ = _as_tuple(self.n_segments) or tuple(sorted({self.n_masks, short}))
+        self.n_features_in_ = panel.shape[-1]
+        self._masks()  # validates the segment counts against the window
         device = resolve_device(self.device)
         self.schema_ = Schema.of(X)
-        self.n_features_in_ = panel.shape[-1]
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(column_names(X), dtype=object)
         positions = time_positions(X)
@@ -373,6 +429,8 @@ class ImDiffusionDetector(DiffusionEstimator):
                 generator = torch.Generator().manual_seed(self.random_state)
                 batch = train_windows[torch.randperm(len(train_windows), generator=generator)[:512]]
                 target, _ = mask_targets(self._masks(), len(batch), generator)
+                if self.guess == "cross-feature":
+                    self.model_.guess.fit(batch.values, target, batch.positions)
                 self.model_.residual_scale.copy_(guess_residual_scale(self.model_, batch, target))
             self.history_ = train(
                 self.model_, self._loss_fn(), train_windows, self._train_config(),
@@ -382,12 +440,12 @@ class ImDiffusionDetector(DiffusionEstimator):
             )
         self.model_.eval()
         self._calibrate()
-        width = self._smoothing_width()
+        width = max(self._widths())
         if width > 1 and self.calibration_panel_.shape[1] < 2 * width:
             warnings.warn(
                 f"only {self.calibration_panel_.shape[1]} calibration rows for a smoothing width of {width}: "
-                "the threshold rests on about one independent smoothed score and single-step anomalies are "
-                "averaged away; pass smoothing=1 or keep_peaks=True (spikes), or fit on more rows",
+                "the threshold rests on about one independent smoothed score; pass smaller smoothing widths "
+                "or fit on more rows",
                 stacklevel=2,
             )
         return self
@@ -396,22 +454,33 @@ class ImDiffusionDetector(DiffusionEstimator):
         return self.scaler_.transform(panel) * self.value_scale
 
     def _masks(self) -> torch.Tensor:
-        return scoring_masks(self.masks, self.n_features_in_, self.window_, self.n_segments_, self.n_masks)
+        """Every family's complementary masks, stacked ``(families x n_masks, features, window)``."""
+        return torch.cat([scoring_masks(self.masks, self.n_features_in_, self.window_, n, self.n_masks)
+                          for n in self.n_segments_])
 
-    def _build_model(self) -> CSDIDenoiser:
+    def _build_model(self) -> CSDIDenoiser | PatchDenoiser:
+        if self.pretrained is not None:
+            return load_pretrained(self.pretrained).build(self.n_features_in_)
+        guesses = {"cross-feature": lambda: CrossFeatureGuess(self.n_features_in_, self.window_),
+                   "interpolate": InterpolationGuess, "none": lambda: None}
         return CSDIDenoiser(
             self.n_features_in_, channels=self.channels, n_layers=self.n_layers, n_heads=self.n_heads,
-            dropout=self.dropout, guess=InterpolationGuess() if self.guess == "interpolate" else None,
-            n_mask_ids=self.n_masks + 1,  # the scoring masks, plus one slot for random training masks
+            dropout=self.dropout, guess=guesses[self.guess](),
+            n_mask_ids=len(self.n_segments_) * self.n_masks + 1,  # scoring masks, plus one for random masks
             d_mask=self.d_mask,
         )
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(max_epochs=self.max_epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-                           weight_decay=self.weight_decay, patience=self.patience, time_budget=self.time_budget)
+                           weight_decay=self.weight_decay, patience=self.patience, time_budget=self.time_budget,
+                           max_steps=self.max_steps)
+
+    def _mask_index(self, index: torch.Tensor) -> torch.Tensor | None:
+        """Which mask hides each window, for a denoiser that embeds it (the pretrained one does not)."""
+        return None if self.pretrained is not None else index
 
     def _loss_fn(self):
-        """Denoising loss on the scoring masks, or on random cells (mask index ``n_masks``)."""
+        """Denoising loss on the scoring masks, or on random cells (the last mask index)."""
         schedule, masks = self._noise_schedule(), self._masks()
 
         def loss_fn(model: CSDIDenoiser, batch: Windows, generator: torch.Generator, shard: Shard = WHOLE) -> torch.Tensor:
@@ -419,8 +488,8 @@ class ImDiffusionDetector(DiffusionEstimator):
                 target, index = mask_targets(masks, len(batch), generator)
             else:
                 target = random_point_targets(tuple(batch.values.shape), self.random_mask_ratio, generator)
-                index = torch.full((len(batch),), self.n_masks, dtype=torch.long, device=target.device)
-            batch = dataclasses.replace(batch, mask_index=index)
+                index = torch.full((len(batch),), len(masks), dtype=torch.long, device=target.device)
+            batch = dataclasses.replace(batch, mask_index=self._mask_index(index))
             return denoising_loss(model, schedule, batch, ~target, target, generator, self.prediction,
                                   unconditional=self.unconditional, shard=shard)
 
@@ -445,10 +514,11 @@ class ImDiffusionDetector(DiffusionEstimator):
 
     def network_passes_per_timestamp(self) -> float:
         """Denoiser evaluations each time step takes part in while scoring:
-        masks x visited steps x draws x (window / stride) overlapping windows."""
+        masks (all families) x visited steps x draws x (window / stride) overlapping windows."""
         check_is_fitted(self, "window_")
         steps = len(self._make_sampler().timesteps)
-        return float(self.n_masks * steps * self.n_samples * self.window_ / self.stride_)
+        n_masks = len(self.n_segments_) * self.n_masks
+        return float(n_masks * steps * self.n_samples * self.window_ / self.stride_)
 
     def _cells_key(self) -> tuple:
         """Settings that change cell scores; calibration cells are recomputed when they change."""
@@ -456,53 +526,74 @@ class ImDiffusionDetector(DiffusionEstimator):
                 tuple(self.vote_timesteps()))
 
     def _cells(self, scaled: np.ndarray, positions: np.ndarray) -> np.ndarray:
-        """Cell scores ``(kept steps, series, time, features)``, each cell scored under the one mask
-        that hides it, stitched from the window in which each time step is most central."""
+        """Cell scores ``(families, kept steps, series, time, features)``: in each mask family
+        every cell is scored under the one mask that hides it, stitched from the window in which
+        each time step is most central."""
         n_series, n_time, n_features = scaled.shape
         windows, index = windows_from_panel(scaled, positions, self.window_, self.stride_)
         device = resolve_device(self.device)
         masks, sampler = self._masks(), self._make_sampler()
-        mask_ids = torch.arange(self.n_masks) if self.train_masks == "same" else torch.full((self.n_masks,), self.n_masks)
+        n_masks, n_families = len(masks), len(self.n_segments_)
+        mask_ids = torch.arange(n_masks) if self.train_masks == "same" else torch.full((n_masks,), n_masks)
         kept = self.vote_timesteps()
         value_range = None
         if self.x0_clip is not None:
             bound = torch.as_tensor(self.x0_clip * self.value_bound_, dtype=torch.float32).view(-1, 1)
             value_range = (-bound, bound)
-        per_pass = max(1, self.max_cells_per_pass // (self.n_masks * self.n_samples * n_features * self.window_))
+        per_pass = max(1, self.max_cells_per_pass // (n_masks * self.n_samples * n_features * self.window_))
         generator = torch.Generator(device=device).manual_seed(self.random_state)
-        out = np.empty((len(kept), len(windows), n_features, self.window_), dtype=np.float32)
+        out = np.empty((n_families, len(kept), len(windows), n_features, self.window_), dtype=np.float32)
         for start in range(0, len(windows), per_pass):
             chunk = windows[slice(start, start + per_pass)]
             n = len(chunk)
-            repeated = dataclasses.replace(chunk.repeat_each(self.n_masks), mask_index=mask_ids.repeat(n))
+            repeated = dataclasses.replace(chunk.repeat_each(n_masks), mask_index=self._mask_index(mask_ids.repeat(n)))
             hidden = masks.repeat(n, 1, 1)
             result = sample(
                 self.model_, sampler, repeated, ~hidden, self.n_samples, prediction=self.prediction,
-                rows_per_pass=n * self.n_masks * self.n_samples, generator=generator, keep_steps=kept,
+                rows_per_pass=n * n_masks * self.n_samples, generator=generator, keep_steps=kept,
                 value_range=value_range, unconditional=self.unconditional, device=device,
-                row_ids=torch.arange(start * self.n_masks, (start + n) * self.n_masks),
+                row_ids=torch.arange(start * n_masks, (start + n) * n_masks),
             )
             for k, t in enumerate(kept):
                 cells = cell_scores(result.steps[t], repeated.values, self.score) * hidden
-                out[k, start : start + n] = cells.view(n, self.n_masks, n_features, self.window_).sum(dim=1).numpy()
+                per_family = cells.view(n, n_families, self.n_masks, n_features, self.window_).sum(dim=2)
+                out[:, k, start : start + n] = per_family.transpose(0, 1).numpy()
         return stitch(out.astype(np.float64), index, n_series, n_time)
 
     def _calibrate(self) -> None:
         self.calibration_cells_ = self._cells(self.calibration_panel_, self.calibration_positions_)
-        self.cell_statistics_ = CellStatistics.of(self.calibration_cells_)
         self.cells_key_ = self._cells_key()
 
     def _ensure_calibrated(self) -> None:
         if self.cells_key_ != self._cells_key():
             self._calibrate()
 
-    def _smoothing_width(self) -> int:
-        return self.window_ if self.smoothing is None else self.smoothing
+    def _widths(self) -> tuple[int, ...]:
+        """Smoothing widths, one candidate score each. By default one step, a few and up to the
+        window, none wider than an eighth of the calibration rows, so each rests on several independent values."""
+        if self.smoothing is not None:
+            return tuple(sorted(set(_as_tuple(self.smoothing))))
+        widest = min(self.window_, max(1, self.calibration_panel_.shape[1] // 8))
+        return tuple(sorted({min(w, widest) for w in _DEFAULT_WIDTHS + (self.window_,)}))
 
-    def _per_step(self, cells: np.ndarray) -> np.ndarray:
-        """Cells ``(steps, ..., features)`` -> per-step scores ``(steps, ...)``."""
-        z = standardise(cells, self.cell_statistics_) if self.standardise else cells
-        return reduce_features(z, self.feature_reduction, self.top_k)
+    def _evidence(self, cells: np.ndarray) -> np.ndarray:
+        """Cells ``(families, steps, series, time, features)`` -> one score per mask family and
+        smoothing width, ``(candidates, series, time)``; each cell standardised per family, step and
+        feature on the calibration cells, smoothed along time per feature, then reduced over
+        features, so a long shift in one feature is not averaged with the others' noise."""
+        reference = self.calibration_cells_
+        if self.standardise:
+            stats = CellStatistics.of(reference.reshape(-1, *reference.shape[2:]))
+            cells, reference = (
+                standardise(c.reshape(-1, *c.shape[2:]), stats).reshape(c.shape) for c in (cells, reference)
+            )
+        candidates = []
+        for family, calibration in zip(cells, reference):
+            for width in self._widths():
+                steps = reduce_features(smooth(family, width, axis=-2), self.feature_reduction, self.top_k)
+                normal = reduce_features(smooth(calibration, width, axis=-2), self.feature_reduction, self.top_k)
+                candidates.append(combine_steps(steps, normal.reshape(len(normal), -1), self.ensemble, self.vote_fraction))
+        return np.stack(candidates)
 
     # ------------------------------------------------------------------ public scoring
     def cell_scores(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
@@ -520,23 +611,38 @@ class ImDiffusionDetector(DiffusionEstimator):
         self._ensure_calibrated()
         return self._cells(self._scale(panel), time_positions(X))
 
-    def scores_from_cells(self, cells: np.ndarray) -> np.ndarray:
-        """Scores ``(series, time)`` from ``cell_scores`` output, under the current score settings."""
+    def _standardised(self, cells: np.ndarray) -> np.ndarray:
+        """Candidates ``(families x widths, series, time)``, each standardised on its own
+        calibration scores, so that "unusual" means the same for all."""
         self._check_params()
         self._ensure_calibrated()
-        if cells.shape[0] != len(self.vote_timesteps()):
+        if cells.shape[:2] != self.calibration_cells_.shape[:2]:
             raise ValueError("these cell scores were computed with other step settings; recompute them")
-        steps = self._per_step(cells)
-        calibration = self._per_step(self.calibration_cells_).reshape(steps.shape[0], -1)
-        width = self._smoothing_width()
-        combined = combine_steps(steps, calibration, self.ensemble, self.vote_fraction)
-        smoothed = smooth(combined, width)
-        if not self.keep_peaks or width <= 1:
-            return smoothed
-        # Each scale standardised on its own calibration scores, so "unusual" means the same in both.
-        reference = combine_steps(calibration, calibration, self.ensemble, self.vote_fraction)
-        scales = [(combined, reference), (smoothed, smooth(reference, width))]
-        return np.maximum(*[(score - ref.mean()) / max(ref.std(), 1e-12) for score, ref in scales])
+        normal = self._evidence(self.calibration_cells_).reshape(len(cells) * len(self._widths()), -1)
+        centre, spread = normal.mean(axis=1), normal.std(axis=1).clip(min=1e-12)
+        candidates = self._evidence(cells)
+        shape = (-1,) + (1,) * (candidates.ndim - 1)
+        return (candidates - centre.reshape(shape)) / spread.reshape(shape)
+
+    def scores_from_cells(self, cells: np.ndarray) -> np.ndarray:
+        """Scores ``(series, time)`` from ``cell_scores`` output, under the current score settings:
+        the mean of the standardised candidates (mask family x smoothing width), so one-step
+        spikes and window-long episodes both stand out."""
+        return self._standardised(cells).mean(axis=0)
+
+    def flags_from_cells(self, cells: np.ndarray) -> np.ndarray:
+        """0/1 flags ``(series, time)``: the score crosses the label-free threshold and, when the
+        widths include 1, the step's own unsmoothed evidence lies above the calibration's
+        ``trim_percentile``. Smoothing spreads a short event's score onto its neighbours; the
+        second condition keeps them unflagged."""
+        candidates = self._standardised(cells)
+        threshold = self.fitted_threshold()
+        flags = np.stack([threshold.predict(row) for row in candidates.mean(axis=0)])
+        if self.trim_percentile is None or 1 not in self._widths():
+            return flags
+        own = candidates[:: len(self._widths())].mean(axis=0)  # width 1 is each family's first
+        normal = self._standardised(self.calibration_cells_)[:: len(self._widths())].mean(axis=0)
+        return flags * (own >= np.percentile(normal, self.trim_percentile))
 
     def calibration_scores(self) -> np.ndarray:
         """Scores of the held-out calibration rows ``(time,)``, on which the threshold is fitted."""
@@ -561,9 +667,7 @@ class ImDiffusionDetector(DiffusionEstimator):
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> pd.Series | np.ndarray:
         """0/1 flags per time step (1 = anomaly) from the label-free threshold."""
-        scores = self.scores_from_cells(self.cell_scores(X))  # (series, time)
-        threshold = self.fitted_threshold()
-        return self._wrap(np.stack([threshold.predict(row) for row in scores]), X, "anomaly")
+        return self._wrap(self.flags_from_cells(self.cell_scores(X)), X, "anomaly")
 
     def fit_predict(self, X: pd.DataFrame | np.ndarray, y: None = None) -> pd.Series | np.ndarray:
         """``fit(X).predict(X)``; the calibration rows are part of ``X`` and get scored too."""
@@ -594,6 +698,9 @@ class ImDiffusionDetector(DiffusionEstimator):
     @classmethod
     def _params_from_json(cls, params: dict) -> dict:
         params["vote_steps"] = tuple(params["vote_steps"])
+        for name in ("n_segments", "smoothing"):  # JSON turns tuples into lists
+            if isinstance(params[name], list):
+                params[name] = tuple(params[name])
         if isinstance(params["threshold"], dict):
             params["threshold"] = _THRESHOLDS[params["threshold"]["kind"]](**params["threshold"]["params"])
         return params
@@ -603,7 +710,7 @@ class ImDiffusionDetector(DiffusionEstimator):
             "schema": self.schema_.to_dict(),
             "scaler": self.scaler_.to_dict(),
             "n_features": self.n_features_in_,
-            "sizes": {"window": self.window_, "stride": self.stride_, "n_segments": self.n_segments_},
+            "sizes": {"window": self.window_, "stride": self.stride_, "n_segments": list(self.n_segments_)},
             "cells_key": list(self.cells_key_),
             "history": self.history_.to_dict(),
         }
@@ -622,12 +729,11 @@ class ImDiffusionDetector(DiffusionEstimator):
         if self.schema_.kind == "frame":
             self.feature_names_in_ = np.asarray(self.schema_.columns, dtype=object)
         sizes = metadata["sizes"]
-        self.window_, self.stride_, self.n_segments_ = sizes["window"], sizes["stride"], sizes["n_segments"]
+        self.window_, self.stride_, self.n_segments_ = sizes["window"], sizes["stride"], tuple(sizes["n_segments"])
         self.history_ = TrainHistory(**metadata["history"])
         self.calibration_panel_ = tensors["calibration.panel"].numpy()
         self.calibration_positions_ = tensors["calibration.positions"].numpy()
         self.calibration_cells_ = tensors["calibration.cells"].numpy()
-        self.cell_statistics_ = CellStatistics.of(self.calibration_cells_)
         self.value_bound_ = tensors["value_bound"].numpy()
         key = metadata["cells_key"]
         self.cells_key_ = tuple(key[:-1]) + (tuple(key[-1]),)
