@@ -46,3 +46,36 @@ def test_wrong_feature_count_is_rejected() -> None:
 def test_channels_must_split_into_heads() -> None:
     with pytest.raises(ValueError, match="divisible"):
         CSDIDenoiser(4, channels=10, n_heads=3)
+
+
+def test_cross_feature_guess_fills_a_long_gap_from_correlated_features_and_keeps_given_cells() -> None:
+    from diffimpute.nn.guess import CrossFeatureGuess, gap_distance, interpolate_gaps
+
+    generator = torch.Generator().manual_seed(0)
+    latent = torch.randn(64, 1, 32, generator=generator).cumsum(-1)  # one random walk, three views
+    values = torch.cat([latent, -2 * latent, 0.5 * latent], dim=1) + 0.01 * torch.randn(64, 3, 32, generator=generator)
+    hidden = torch.zeros(64, 3, 32, dtype=torch.bool)
+    hidden[:, 1, 8:24] = True  # feature 1 hidden for half the window
+    positions = torch.arange(32.0).expand(64, 32)
+    guess = CrossFeatureGuess(3, 32).fit(values, hidden, positions)
+    filled = guess(values, ~hidden, positions)
+    assert torch.equal(filled[~hidden], values[~hidden])
+    error = (filled - values)[hidden].abs().mean()
+    interpolation_error = (interpolate_gaps(values * ~hidden, ~hidden, positions) - values)[hidden].abs().mean()
+    assert error < 0.1 * interpolation_error
+    assert gap_distance(~hidden)[0, 1, 8:24].tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1]
+
+
+def test_cross_feature_guess_keeps_a_short_gap_of_an_uncorrelated_feature_near_its_interpolation() -> None:
+    from diffimpute.nn.guess import CrossFeatureGuess, interpolate_gaps
+
+    generator = torch.Generator().manual_seed(1)
+    values = torch.randn(64, 2, 32, generator=generator).cumsum(-1) / 4  # two independent smooth paths
+    hidden = torch.zeros(64, 2, 32, dtype=torch.bool)
+    hidden[:, 0, 15] = True
+    positions = torch.arange(32.0).expand(64, 32)
+    guess = CrossFeatureGuess(2, 32).fit(values, hidden, positions)
+    interpolated = interpolate_gaps(values * ~hidden, ~hidden, positions)
+    filled = guess(values, ~hidden, positions)
+    assert (filled - interpolated)[hidden].abs().max() < 0.1 * values.std()  # only pulled a little towards the mean
+    assert (filled - values)[hidden].abs().mean() < 1.1 * (interpolated - values)[hidden].abs().mean()
