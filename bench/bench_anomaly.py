@@ -74,6 +74,7 @@ CONFIGS = {
     "short-only": {"n_segments": 10},
     "steps300": {"max_steps": 300},
     "z3": {"score": "zscore", "n_samples": 3, "sampling_steps": 3},
+    "z2": {"score": "zscore", "n_samples": 2},
     "steps800": {"max_steps": 800},
     "pretrained": {"pretrained": "default", "guess": "interpolate", "max_steps": 0},
 }
