@@ -141,6 +141,7 @@ def test_detect_scores_flags_evaluates_and_saves(tmp_path) -> None:
     frame = pd.DataFrame(values, columns=["a", "b"], index=pd.date_range("2024-01-01", periods=400, freq="h"))
     frame["anomaly"] = 0
     train, test = frame.iloc[:300], frame.iloc[300:].copy()
+    test["changepoint"] = 0  # a second label column, as SKAB's runs have: ignored with a note
     test.iloc[50, 0] += 5.0
     test.iloc[50, test.columns.get_loc("anomaly")] = 1
     train_path, test_path = tmp_path / "train.csv", tmp_path / "test.csv"
@@ -151,7 +152,9 @@ def test_detect_scores_flags_evaluates_and_saves(tmp_path) -> None:
                   "--window", "24", "--time-budget", "5", "--epochs", "3", "--steps", "2", "--model", str(model))
     assert result.exit_code == 0, result.output
     assert "network passes per row" in result.output and "VUS-PR" in result.output
+    assert "ignoring ['changepoint']" in result.output
     scores = pd.read_csv(out, index_col=0)
+    assert scores["anomaly"].iloc[50] == 1 and scores["anomaly"].mean() < 0.2  # flags as predict makes them
     assert list(scores.columns) == ["anomaly_score", "anomaly"] and len(scores) == 100
     assert 38 <= scores["anomaly_score"].to_numpy().argmax() <= 62  # within the smoothing window of the spike
     assert model.exists()

@@ -63,11 +63,17 @@ def detect(train, test, output, label_col, plot_path, index_col, preset, window,
         detector = ImDiffusionDetector(**params, time_budget=time_budget, threshold=threshold, device=device,
                                        random_state=seed, verbose=not quiet).fit(train_frame)
         fit_seconds = time.perf_counter() - started
+        extra = [c for c in test_frame.columns if c not in train_frame.columns]
+        if extra and set(train_frame.columns) <= set(test_frame.columns):
+            if not quiet:
+                click.echo(f"{test}: scoring the training columns; ignoring {extra}", err=True)
+            test_frame = test_frame[list(train_frame.columns)]
         started = time.perf_counter()
-        scores = detector.anomaly_score(test_frame)
+        cells = detector.cell_scores(test_frame)
+        scores = pd.Series(detector.scores_from_cells(cells)[0], index=test_frame.index, name="anomaly_score")
+        flags = detector.flags_from_cells(cells)[0]  # as predict makes them
         score_seconds = time.perf_counter() - started
         cut = detector.fitted_threshold()
-        flags = cut.predict(scores.to_numpy())
         write_table(pd.DataFrame({"anomaly_score": scores, "anomaly": flags}, index=test_frame.index), output)
         if model_path:
             detector.save(model_path)
