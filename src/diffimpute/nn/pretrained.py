@@ -32,6 +32,19 @@ class PretrainedWeights:
     tensors: dict[str, torch.Tensor]
     metadata: dict
 
+    def check_fits(self, estimator: object) -> None:
+        """Refuse an estimator whose diffusion settings or window these weights were not trained for."""
+        differ = {name: (getattr(estimator, name), value) for name, value in self.diffusion.items()
+                  if getattr(estimator, name) != value}
+        if differ:
+            said = ", ".join(f"{name}={ours!r} (weights: {theirs!r})" for name, (ours, theirs) in differ.items())
+            raise ValueError(f"the pretrained weights were trained for other diffusion settings: {said}; keep "
+                             "the defaults, or pass pretrained=None to train from scratch with these")
+        window = getattr(estimator, "window", None)
+        if window is not None and window > self.model["max_length"]:
+            raise ValueError(f"the pretrained denoiser reads windows of at most {self.model['max_length']} "
+                             f"steps, got window={window}; pass a shorter window or pretrained=None")
+
     def build(self, n_features: int) -> PatchDenoiser:
         """A ``PatchDenoiser`` for ``n_features`` features holding these weights (the fitted
         ``residual_scale`` buffer is the estimator's to set)."""

@@ -12,6 +12,9 @@
    ``"vote"``; every statistic comes from the calibration scores, never from the scored data.
 5. ``smooth``: a centred moving average over time.
 
+``candidate_scores`` runs stages 2-5 per mask family and smoothing width, smoothing each feature
+before the reduction, so a long shift in one feature is not averaged with the others' noise.
+
 Arrays are NumPy with the step axis first: cells ``(steps, ..., time, features)``.
 """
 
@@ -118,3 +121,26 @@ def smooth(scores: np.ndarray, width: int, axis: int = -1) -> np.ndarray:
     if width <= 1:
         return scores
     return uniform_filter1d(scores, size=width, axis=axis, mode="nearest")
+
+
+def candidate_scores(
+    cells: np.ndarray, calibration: np.ndarray, widths: tuple[int, ...], *, standardised: bool = True,
+    reduction: FeatureReduction = "max", top_k: int = 3, ensemble: Ensemble = "mean", vote_fraction: float = 0.02,
+) -> np.ndarray:
+    """One score per mask family and smoothing width, ``(families x widths, series, time)``.
+
+    ``cells`` and the held-out normal ``calibration`` cells are ``(families, steps, series, time,
+    features)``. Each cell is standardised per family, step and feature on the calibration cells
+    (if ``standardised``), smoothed along time per feature, reduced over features and combined
+    over steps, the step statistics coming from the calibration cells treated the same way.
+    """
+    if standardised:
+        stats = CellStatistics.of(calibration.reshape(-1, *calibration.shape[2:]))
+        cells, calibration = (standardise(c.reshape(-1, *c.shape[2:]), stats).reshape(c.shape) for c in (cells, calibration))
+    candidates = []
+    for family, normal_family in zip(cells, calibration):
+        for width in widths:
+            steps = reduce_features(smooth(family, width, axis=-2), reduction, top_k)
+            normal = reduce_features(smooth(normal_family, width, axis=-2), reduction, top_k)
+            candidates.append(combine_steps(steps, normal.reshape(len(normal), -1), ensemble, vote_fraction))
+    return np.stack(candidates)

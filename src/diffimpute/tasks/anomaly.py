@@ -72,14 +72,10 @@ from diffimpute.nn.patch import PatchDenoiser
 from diffimpute.nn.pretrained import load_pretrained
 from diffimpute.postprocess.anomaly_scores import (
     CellScore,
-    CellStatistics,
     Ensemble,
     FeatureReduction,
+    candidate_scores,
     cell_scores,
-    combine_steps,
-    reduce_features,
-    smooth,
-    standardise,
 )
 from diffimpute.postprocess.thresholds import (
     PercentileThreshold,
@@ -351,17 +347,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         if self.unconditional or self.guess != "interpolate" or self.train_masks != "same":
             raise ValueError("the pretrained denoiser is conditional, refines interpolation and trains on the scoring "
                              "masks; pass unconditional=False, guess='interpolate', train_masks='same' or pretrained=None")
-        weights = load_pretrained(self.pretrained)
-        mine = {"diffusion_steps": self.diffusion_steps, "schedule": self.schedule, "beta_start": self.beta_start,
-                "beta_end": self.beta_end, "prediction": self.prediction}
-        differ = {name: (mine[name], value) for name, value in weights.diffusion.items() if mine[name] != value}
-        if differ:
-            said = ", ".join(f"{name}={ours!r} (weights: {theirs!r})" for name, (ours, theirs) in differ.items())
-            raise ValueError(f"the pretrained weights were trained for other diffusion settings: {said}; keep "
-                             "the defaults, or pass pretrained=None to train from scratch with these")
-        if self.window is not None and self.window > weights.model["max_length"]:
-            raise ValueError(f"the pretrained denoiser reads windows of at most {weights.model['max_length']} "
-                             f"steps, got window={self.window}; pass a shorter window or pretrained=None")
+        load_pretrained(self.pretrained).check_fits(self)
 
     def _panel(self, X: pd.DataFrame | np.ndarray, name: str = "X") -> np.ndarray:
         panel = to_panel(X, name)
@@ -577,23 +563,11 @@ class ImDiffusionDetector(DiffusionEstimator):
         return tuple(sorted({min(w, widest) for w in _DEFAULT_WIDTHS + (self.window_,)}))
 
     def _evidence(self, cells: np.ndarray) -> np.ndarray:
-        """Cells ``(families, steps, series, time, features)`` -> one score per mask family and
-        smoothing width, ``(candidates, series, time)``; each cell standardised per family, step and
-        feature on the calibration cells, smoothed along time per feature, then reduced over
-        features, so a long shift in one feature is not averaged with the others' noise."""
-        reference = self.calibration_cells_
-        if self.standardise:
-            stats = CellStatistics.of(reference.reshape(-1, *reference.shape[2:]))
-            cells, reference = (
-                standardise(c.reshape(-1, *c.shape[2:]), stats).reshape(c.shape) for c in (cells, reference)
-            )
-        candidates = []
-        for family, calibration in zip(cells, reference):
-            for width in self._widths():
-                steps = reduce_features(smooth(family, width, axis=-2), self.feature_reduction, self.top_k)
-                normal = reduce_features(smooth(calibration, width, axis=-2), self.feature_reduction, self.top_k)
-                candidates.append(combine_steps(steps, normal.reshape(len(normal), -1), self.ensemble, self.vote_fraction))
-        return np.stack(candidates)
+        """Cells ``(families, steps, series, time, features)`` -> candidates ``(families x widths,
+        series, time)`` before their own standardisation (``postprocess.anomaly_scores``)."""
+        return candidate_scores(cells, self.calibration_cells_, self._widths(), standardised=self.standardise,
+                                reduction=self.feature_reduction, top_k=self.top_k, ensemble=self.ensemble,
+                                vote_fraction=self.vote_fraction)
 
     # ------------------------------------------------------------------ public scoring
     def cell_scores(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -54,16 +54,7 @@ class WarmStartRefiner(GuessRefiner):
             raise ValueError(f"learning_rate must be >= 0 or None, got {self.learning_rate!r}")
         weights = self._weights()
         if weights is not None:
-            mine = {"diffusion_steps": self.diffusion_steps, "schedule": self.schedule, "beta_start": self.beta_start,
-                    "beta_end": self.beta_end, "prediction": self.prediction}
-            differ = {name: (mine[name], value) for name, value in weights.diffusion.items() if mine[name] != value}
-            if differ:
-                said = ", ".join(f"{name}={ours!r} (weights: {theirs!r})" for name, (ours, theirs) in differ.items())
-                raise ValueError(f"the pretrained weights were trained for other diffusion settings: {said}; keep "
-                                 "the defaults, or pass pretrained=None to train from scratch with these")
-            if self.window is not None and self.window > weights.model["max_length"]:
-                raise ValueError(f"the pretrained denoiser reads windows of at most {weights.model['max_length']} "
-                                 f"steps, got window={self.window}; pass a shorter window or pretrained=None")
+            weights.check_fits(self)
 
     def _weights(self) -> PretrainedWeights | None:
         """The pretrained weights this imputer starts from; None from scratch (``pretrained=None``,
