@@ -237,7 +237,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         threshold_percentile: float = 99.0,
         threshold_risk: float = 1e-3,
         threshold_init_quantile: float = 0.95,
-        trim_percentile: float | None = 90.0,
+        trim_percentile: float | None = 95.0,
         max_cells_per_pass: int = 2**15,
         device: DeviceName = "auto",
         random_state: int = 0,
