@@ -585,38 +585,45 @@ class ImDiffusionDetector(DiffusionEstimator):
         self._ensure_calibrated()
         return self._cells(self._scale(panel), time_positions(X))
 
-    def _standardised(self, cells: np.ndarray) -> np.ndarray:
-        """Candidates ``(families x widths, series, time)``, each standardised on its own
-        calibration scores, so that "unusual" means the same for all."""
+    def _standardised(self, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates of ``cells`` and of the calibration cells, ``(families, widths, series,
+        time)`` each, standardised on the calibration candidates so that "unusual" means the same
+        for all. The calibration's candidates are computed once and returned for reuse."""
         self._check_params()
         self._ensure_calibrated()
         if cells.shape[:2] != self.calibration_cells_.shape[:2]:
             raise ValueError("these cell scores were computed with other step settings; recompute them")
-        normal = self._evidence(self.calibration_cells_).reshape(len(cells) * len(self._widths()), -1)
-        centre, spread = normal.mean(axis=1), normal.std(axis=1).clip(min=1e-12)
-        candidates = self._evidence(cells)
-        shape = (-1,) + (1,) * (candidates.ndim - 1)
-        return (candidates - centre.reshape(shape)) / spread.reshape(shape)
+        shape = (len(cells), len(self._widths()))
+        normal = self._evidence(self.calibration_cells_)
+        flat = normal.reshape(len(normal), -1)
+        centre, spread = flat.mean(axis=1), flat.std(axis=1).clip(min=1e-12)
+
+        def standardised(evidence: np.ndarray) -> np.ndarray:
+            scaled = (evidence - centre.reshape(-1, 1, 1)) / spread.reshape(-1, 1, 1)
+            return scaled.reshape(*shape, *evidence.shape[1:])
+
+        return standardised(self._evidence(cells)), standardised(normal)
 
     def scores_from_cells(self, cells: np.ndarray) -> np.ndarray:
         """Scores ``(series, time)`` from ``cell_scores`` output, under the current score settings:
         the mean of the standardised candidates (mask family x smoothing width), so one-step
         spikes and window-long episodes both stand out."""
-        return self._standardised(cells).mean(axis=0)
+        return self._standardised(cells)[0].mean(axis=(0, 1))
 
     def flags_from_cells(self, cells: np.ndarray) -> np.ndarray:
         """0/1 flags ``(series, time)``: the score crosses the label-free threshold and, when the
         widths include 1, the step's own unsmoothed evidence lies above the calibration's
         ``trim_percentile``. Smoothing spreads a short event's score onto its neighbours; the
         second condition keeps them unflagged."""
-        candidates = self._standardised(cells)
-        threshold = self.fitted_threshold()
-        flags = np.stack([threshold.predict(row) for row in candidates.mean(axis=0)])
-        if self.trim_percentile is None or 1 not in self._widths():
+        candidates, normal = self._standardised(cells)
+        threshold = self._threshold().fit(normal.mean(axis=(0, 1)).reshape(-1))
+        flags = np.stack([threshold.predict(row) for row in candidates.mean(axis=(0, 1))])
+        widths = self._widths()
+        if self.trim_percentile is None or 1 not in widths:
             return flags
-        own = candidates[:: len(self._widths())].mean(axis=0)  # width 1 is each family's first
-        normal = self._standardised(self.calibration_cells_)[:: len(self._widths())].mean(axis=0)
-        return flags * (own >= np.percentile(normal, self.trim_percentile))
+        unsmoothed = widths.index(1)
+        own, normal_own = (c[:, unsmoothed].mean(axis=0) for c in (candidates, normal))
+        return flags * (own >= np.percentile(normal_own, self.trim_percentile))
 
     def calibration_scores(self) -> np.ndarray:
         """Scores of the held-out calibration rows ``(time,)``, on which the threshold is fitted."""
@@ -624,15 +631,17 @@ class ImDiffusionDetector(DiffusionEstimator):
         self._ensure_calibrated()
         return self.scores_from_cells(self.calibration_cells_).reshape(-1)
 
+    def _threshold(self) -> ScoreThreshold:
+        """The unfitted label-free threshold the settings name."""
+        if isinstance(self.threshold, ScoreThreshold):
+            return clone(self.threshold)
+        if self.threshold == "percentile":
+            return PercentileThreshold(self.threshold_percentile)
+        return _THRESHOLDS[self.threshold](self.threshold_risk, self.threshold_init_quantile)
+
     def fitted_threshold(self) -> ScoreThreshold:
         """The label-free threshold under the current settings, fitted on ``calibration_scores``."""
-        if isinstance(self.threshold, ScoreThreshold):
-            threshold = clone(self.threshold)
-        elif self.threshold == "percentile":
-            threshold = PercentileThreshold(self.threshold_percentile)
-        else:
-            threshold = _THRESHOLDS[self.threshold](self.threshold_risk, self.threshold_init_quantile)
-        return threshold.fit(self.calibration_scores())
+        return self._threshold().fit(self.calibration_scores())
 
     def anomaly_score(self, X: pd.DataFrame | np.ndarray) -> pd.Series | np.ndarray:
         """One score per time step, higher = more anomalous: a Series on ``X``'s index for a
