@@ -86,7 +86,7 @@ def detect(train, test, output, label_col, plot_path, index_col, preset, window,
         sys.exit(2)
     if not quiet:
         click.echo(
-            f"fit {fit_seconds:.1f} s (window {detector.window_}, {len(detector.history_.train_loss)} epochs), "
+            f"fit {fit_seconds:.1f} s (window {detector.window_}, {detector.history_.steps} training steps), "
             f"scored {len(scores)} rows in {score_seconds:.1f} s "
             f"({detector.network_passes_per_timestamp():.0f} network passes per row), {int(flags.sum())} flagged; "
             f"written to {output}"

@@ -150,6 +150,9 @@ def shrink(covariance: torch.Tensor, amount: float | torch.Tensor) -> torch.Tens
     return (1 - amount) * covariance + amount * diagonal + floor
 
 
+_ROWS_PER_GATHER = 4096  # rows whose gain matrices are gathered at once: bounds memory at 4096 x features^2
+
+
 def gap_distance(mask: torch.Tensor) -> torch.Tensor:
     """Steps from each cell to the nearest given cell of its feature, ``(batch, features, length)``
     int64: 0 on given cells, ``length`` for a feature with none in the window."""
@@ -218,5 +221,3 @@ class CrossFeatureGuess(nn.Module):
         estimate = (self.mean + weighted @ self.covariance).view(batch, length, n_features).transpose(1, 2)
         return torch.where(cond_mask, values, estimate)
 
-
-_ROWS_PER_GATHER = 4096  # rows whose gain matrices are gathered at once: bounds memory at 4096 x features^2
