@@ -119,12 +119,35 @@ def check_positive_int(value: object, name: str) -> int:
 
 
 def check_seed(value: object) -> int:
-    """``random_state`` is a non-negative integer: every run is reproducible from it."""
+    """A seed given as a number is a non-negative integer: every run is reproducible from it."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(
-            f"random_state must be an integer >= 0 (the seed that makes a run reproducible), got {value!r}; "
-            "for a fresh seed pass e.g. random_state=int(np.random.SeedSequence().entropy % 2**32)"
+            f"the seed must be an integer >= 0 (it makes a run reproducible), got {value!r}"
         )
+    return int(value)
+
+
+def check_random_state(value: object) -> None:
+    """``random_state``: an int (reproducible), a NumPy ``Generator``/``RandomState`` or None (fresh)."""
+    if value is None or isinstance(value, (np.random.Generator, np.random.RandomState)):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(
+            f"random_state must be an integer >= 0 (reproducible runs), a numpy Generator or None (a fresh "
+            f"seed each fit), got {value!r}"
+        )
+
+
+def resolve_seed(value: object) -> int:
+    """The integer seed a fit runs on: ``random_state`` itself, or one drawn from the Generator
+    (advancing it, as scikit-learn does) or from the operating system's entropy for None."""
+    check_random_state(value)
+    if isinstance(value, np.random.Generator):
+        return int(value.integers(2**31))
+    if isinstance(value, np.random.RandomState):
+        return int(value.randint(2**31))
+    if value is None:
+        return int(np.random.SeedSequence().entropy % 2**31)
     return int(value)
 
 

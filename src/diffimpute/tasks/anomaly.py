@@ -47,7 +47,7 @@ import torch
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from diffimpute._validation import check_choice, check_positive_int, check_seed
+from diffimpute._validation import check_choice, check_positive_int, check_random_state
 from diffimpute.data.batch import Windows, windows_from_panel
 from diffimpute.data.scaling import FeatureScaler
 from diffimpute.data.schema import Schema, column_names, time_positions, to_panel
@@ -241,7 +241,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         max_cells_per_pass: int = 2**15,
         device: DeviceName = "auto",
         random_state: int = 0,
-        verbose: bool = False,
+        verbose: bool = True,
     ) -> None:
         self.window = window
         self.stride = stride
@@ -299,7 +299,7 @@ class ImDiffusionDetector(DiffusionEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
-        check_seed(self.random_state)
+        check_random_state(self.random_state)
         for name in ("n_masks", "top_k", "n_samples", "max_epochs", "batch_size", "patience"):
             check_positive_int(getattr(self, name), name)
         for name in ("window", "stride", "train_stride"):
@@ -385,6 +385,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         fit from it, as in ``DiffusionImputer.fit``.
         """
         self._check_params()
+        self._start_fit(X)
         plan = self._checkpointing(checkpoint, resume)
         panel = self._panel(X)
         n_time = panel.shape[1]
@@ -392,12 +393,9 @@ class ImDiffusionDetector(DiffusionEstimator):
         self.stride_ = min(self.stride or max(1, self.window_ // 2), self.window_)
         short = max(self.n_masks, min(_MAX_SEGMENTS, self.window_ // 2))
         self.n_segments_ = _as_tuple(self.n_segments) or tuple(sorted({self.n_masks, short}))
-        self.n_features_in_ = panel.shape[-1]
         self._masks()  # validates the segment counts against the window
         device = resolve_device(self.device)
         self.schema_ = Schema.of(X)
-        if isinstance(X, pd.DataFrame):
-            self.feature_names_in_ = np.asarray(column_names(X), dtype=object)
         positions = time_positions(X)
         train_panel, cal_panel = (panel[:, : n_time - n_cal], panel[:, n_time - n_cal :]) if n_cal else (panel, panel)
         self.scaler_ = _fit_scaler(self.scaler, train_panel)
@@ -412,7 +410,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         with self._seeded(device):
             self.model_ = self._build_model()
             if self.guess != "none":
-                generator = torch.Generator().manual_seed(self.random_state)
+                generator = torch.Generator().manual_seed(self.seed_)
                 batch = train_windows[torch.randperm(len(train_windows), generator=generator)[:512]]
                 target, _ = mask_targets(self._masks(), len(batch), generator)
                 if self.guess == "cross-feature":
@@ -421,7 +419,7 @@ class ImDiffusionDetector(DiffusionEstimator):
             self.history_ = train(
                 self.model_, self._loss_fn(), train_windows, self._train_config(),
                 validate=lambda model: self._check_loss(model, check_windows, device),
-                seed=self.random_state, device=device, progress=self.verbose, desc="training detector",
+                seed=self.seed_, device=device, progress=self.verbose, desc="training detector",
                 checkpoint=plan, resume=resume,
             )
         self.model_.eval()
@@ -483,7 +481,7 @@ class ImDiffusionDetector(DiffusionEstimator):
 
     def _check_loss(self, model: CSDIDenoiser, windows: Windows, device: torch.device) -> float:
         """Denoising loss on the calibration windows with fixed noise: the model-selection score."""
-        generator = torch.Generator(device=device).manual_seed(self.random_state)
+        generator = torch.Generator(device=device).manual_seed(self.seed_)
         loss_fn, total = self._loss_fn(), 0.0
         for start in range(0, len(windows), 256):
             chunk = windows[slice(start, start + 256)].to(device)
@@ -527,7 +525,7 @@ class ImDiffusionDetector(DiffusionEstimator):
             bound = torch.as_tensor(self.x0_clip * self.value_bound_, dtype=torch.float32).view(-1, 1)
             value_range = (-bound, bound)
         per_pass = max(1, self.max_cells_per_pass // (n_masks * self.n_samples * n_features * self.window_))
-        generator = torch.Generator(device=device).manual_seed(self.random_state)
+        generator = torch.Generator(device=device).manual_seed(self.seed_)
         out = np.empty((n_families, len(kept), len(windows), n_features, self.window_), dtype=np.float32)
         for start in range(0, len(windows), per_pass):
             chunk = windows[slice(start, start + per_pass)]
@@ -667,7 +665,7 @@ class ImDiffusionDetector(DiffusionEstimator):
 
     # ------------------------------------------------------------------ persistence
     def _json_params(self) -> dict:
-        params = self.get_params()
+        params = super()._json_params()
         params["vote_steps"] = [int(s) for s in self.vote_steps]
         if isinstance(self.threshold, ScoreThreshold):
             kind = {cls: name for name, cls in _THRESHOLDS.items()}.get(type(self.threshold))

@@ -58,7 +58,7 @@ from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.tabular import TabularDenoiser
 from diffimpute.nn.unet import UNetDenoiser
-from diffimpute.tasks.estimator import DeviceName, DiffusionEstimator, resolve_device
+from diffimpute.tasks.estimator import CheckpointArg, DeviceName, DiffusionEstimator, resolve_device
 
 AugmentKind = Literal["auto", "table", "series", "image"]
 _MIN_ROWS = 8  # fewer samples than this are too few to learn a distribution from
@@ -153,7 +153,8 @@ class DiffusionAugmenter(DiffusionEstimator):
         with the lowest denoising loss on them, and training stops after ``patience`` checks
         without a gain. On small data a model trained on past that point starts to reproduce its
         training samples instead of new ones. 0: no held-out samples, the last weights are kept.
-    time_budget: seconds for the whole ``fit`` (None: no limit; it also stops at ``max_epochs``).
+    time_budget: a cap on training seconds that warns when it cuts training short (None: no
+        limit; training also stops at ``max_epochs``).
     sampler, sampling_steps, ddim_eta: the reverse process (``"ddpm"`` visits every step;
         ``"ddim"`` takes ``sampling_steps``, None: all of them).
     clip_margin: each step's clean estimate is clamped to the observed range of every channel
@@ -415,13 +416,18 @@ class DiffusionAugmenter(DiffusionEstimator):
         return self._clip_bounds(*self.channel_range_)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: pd.DataFrame | np.ndarray, y=None) -> DiffusionAugmenter:
+    def fit(self, X: pd.DataFrame | np.ndarray, y=None, *, checkpoint: CheckpointArg = None,
+            resume: bool = False) -> DiffusionAugmenter:
         """Learn the distribution of the samples of ``X`` (of each class in ``y``, if given); returns ``self``.
 
-        Missing cells (NaN, None, pd.NA) are allowed: they are not learned from.
+        Missing cells (NaN, None, pd.NA) are allowed: they are not learned from. ``checkpoint``,
+        ``resume``: save training progress to a file and continue an interrupted fit from it, as in
+        ``DiffusionImputer.fit``.
         """
         started = time.perf_counter()
         self._check_params()
+        self._start_fit(X)
+        plan = self._checkpointing(checkpoint, resume)
         self.input_kind_ = self._kind_of(X)
         encoded = self._encode(X, fitting=True)
         n = len(encoded.values)
@@ -446,13 +452,13 @@ class DiffusionAugmenter(DiffusionEstimator):
         device = resolve_device(self.device)
         with self._seeded(device):
             self.model_ = self._build_model()
-            remaining = None if self.time_budget is None else max(1.0, self.time_budget - (time.perf_counter() - started))
             config = TrainConfig(max_epochs=self.max_epochs, batch_size=self.batch_size,
                                  learning_rate=self.learning_rate, weight_decay=self.weight_decay,
-                                 patience=self.patience, ema_decay=self.ema_decay, time_budget=remaining)
+                                 patience=self.patience, ema_decay=self.ema_decay, time_budget=self.time_budget)
             self.history_ = train(self.model_, self._loss_fn(), train_windows, config,
                                   validate=None if held is None else self._held_out_loss(held, device),
-                                  seed=self.random_state, device=device, progress=self.verbose)
+                                  seed=self.seed_, device=device, progress=self.verbose,
+                                  checkpoint=plan, resume=resume)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -461,7 +467,7 @@ class DiffusionAugmenter(DiffusionEstimator):
         n_held = int(self.validation_fraction * len(windows))
         if n_held < 1:
             return windows, None
-        order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(self.random_state))
+        order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(self.seed_))
         return windows[order[n_held:]], windows[order[:n_held]]
 
     def _held_out_loss(self, held: Windows, device: torch.device):
@@ -470,13 +476,13 @@ class DiffusionAugmenter(DiffusionEstimator):
         schedule, prediction = self._noise_schedule(), self.prediction
         repeats = max(1, min(16, _VALIDATION_DRAWS // len(held)))
         batch = held.repeat_each(repeats).to(device)
-        generator = torch.Generator().manual_seed(self.random_state)
+        generator = torch.Generator().manual_seed(self.seed_)
         steps = torch.randint(0, schedule.n_steps, (len(batch),), generator=generator).to(device)
         rows_per_pass = max(1, self.max_cells_per_pass // (batch.values.shape[1] * batch.values.shape[2]))
         nothing = torch.zeros_like(batch.observed)
 
         def score(model) -> float:
-            noise = torch.Generator(device=device).manual_seed(self.random_state)
+            noise = torch.Generator(device=device).manual_seed(self.seed_)
             total, cells = 0.0, 0.0
             for rows in torch.arange(len(batch), device=device).split(rows_per_pass):
                 part = batch[rows]
@@ -509,7 +515,7 @@ class DiffusionAugmenter(DiffusionEstimator):
         device = resolve_device(self.device)
         self.model_.to(device)
         scale = self.guidance_scale if guidance_scale is None else _check_guidance(guidance_scale)
-        generator = torch.Generator(device=device).manual_seed(self.random_state if seed is None else seed)
+        generator = torch.Generator(device=device).manual_seed(self.seed_ if seed is None else seed)
         cells = windows.values.shape[1] * windows.values.shape[2]
         out = sample(self.model_, self._sampler(), windows, torch.zeros_like(windows.observed), 1,
                      prediction=self.prediction, rows_per_pass=max(1, self.max_cells_per_pass // cells),

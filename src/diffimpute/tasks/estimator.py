@@ -9,6 +9,15 @@ Checkpoints to resume a fit from are arguments of ``fit`` (``checkpoint=``, ``re
 parameters: they say where one call keeps its insurance, not what model to learn (a resumed fit
 learns the same model), so they stay out of ``get_params``, ``clone`` (two clones in a grid search
 must not share a file) and the saved model.
+
+The conventions every estimator keeps (``tests/test_contract.py`` checks them on each):
+``fit(X, y=None, *, checkpoint=None, resume=False)`` returns ``self``; ``random_state`` is an int,
+a NumPy ``Generator`` or None, resolved once per fit into ``seed_``, which every later draw
+starts from; ``time_budget`` caps training time (not data preparation or calibration) and warns
+when it cuts training short; ``verbose=True`` shows progress bars; ``n_features_in_`` and, for
+a DataFrame with string column names, ``feature_names_in_`` are set by ``fit``;
+``get_feature_names_out`` and ``set_output`` work as in scikit-learn; ``save(path,
+include_data=...)`` says in the file which parts hold the user's data.
 """
 
 from __future__ import annotations
@@ -21,12 +30,19 @@ from pathlib import Path
 from typing import Literal, TypeVar, get_args
 
 import numpy as np
+import pandas as pd
 import torch
-from sklearn.base import BaseEstimator
+from sklearn import get_config
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin
 from sklearn.utils.validation import check_is_fitted
 
 from diffimpute import __version__
-from diffimpute._validation import check_choice, check_positive_int, check_seed
+from diffimpute._validation import (
+    check_choice,
+    check_positive_int,
+    check_random_state,
+    resolve_seed,
+)
 from diffimpute.diffusion.parameterisation import check_prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import NoiseSchedule
@@ -54,11 +70,38 @@ def resolve_device(device: DeviceName) -> torch.device:
     return resolved
 
 
-class DiffusionEstimator(BaseEstimator):
+class DiffusionEstimator(OneToOneFeatureMixin, BaseEstimator):
     """Base of the diffusion estimators; the fitted network lives in ``model_``."""
 
-    random_state: int
+    random_state: int | np.random.Generator | None
     device: DeviceName
+    seed_: int
+
+    # ------------------------------------------------------------------ the shared contract
+    def _start_fit(self, X: object, n_features: int | None = None) -> None:
+        """What every ``fit`` does first: resolve this fit's seed and remember the input's features
+        (``n_features``: how many, where ``X``'s last axis does not say, as for images)."""
+        self.seed_ = resolve_seed(self.random_state)
+        self.n_features_in_ = int(np.shape(X)[-1] if n_features is None else n_features)
+        names = list(X.columns) if isinstance(X, pd.DataFrame) else None
+        if names is not None and all(isinstance(name, str) for name in names):
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def set_output(self, *, transform: str | None = None) -> DiffusionEstimator:
+        """scikit-learn's output switch for outputs that are not ``transform``'s (scores, flags,
+        generated samples): ``"pandas"`` gives pandas objects for array input too, ``"default"``
+        returns the input's own type, None leaves the setting as it is."""
+        if transform is not None:
+            check_choice(transform, ("default", "pandas"), "transform")
+            self._sklearn_output_config = {"transform": transform}
+        return self
+
+    def _pandas_output(self) -> bool:
+        """Whether ``set_output`` (or scikit-learn's global ``transform_output``) asks for pandas."""
+        configured = getattr(self, "_sklearn_output_config", {}).get("transform")
+        return (configured or get_config()["transform_output"]) == "pandas"
 
     def _noise_schedule(self) -> NoiseSchedule:
         """The forward process every estimator's parameters describe (steps, schedule, betas)."""
@@ -76,7 +119,7 @@ class DiffusionEstimator(BaseEstimator):
     def _check_diffusion_params(self, positive_ints: tuple[str, ...]) -> None:
         """Checks of the parameters that the denoising and sampling estimators (the refining imputers
         and the augmenter) share; ``positive_ints`` names those of the caller that must be >= 1."""
-        check_seed(self.random_state)
+        check_random_state(self.random_state)
         check_prediction(self.prediction)
         check_choice(self.sampler, get_args(SamplerKind), "sampler")
         for name in positive_ints:
@@ -110,8 +153,12 @@ class DiffusionEstimator(BaseEstimator):
             if resume:
                 raise ValueError("resume=True needs checkpoint=<path>, the file the interrupted fit wrote")
             return None
+        if resume and not isinstance(self.random_state, (int, np.integer)):
+            raise ValueError("resume=True needs an integer random_state: the resumed fit must draw what the "
+                             f"interrupted one drew, and random_state={self.random_state!r} gives a new seed")
         plan = checkpoint if isinstance(checkpoint, Checkpointing) else Checkpointing(checkpoint)
         params = {name: value for name, value in self.get_params().items() if name not in _RESUMABLE_CHANGES}
+        params["random_state"] = self.seed_
         key = json.dumps(params, sort_keys=True, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else repr(v))
         return dataclasses.replace(plan, key=key)
 
@@ -124,30 +171,55 @@ class DiffusionEstimator(BaseEstimator):
         raise NotImplementedError
 
     def _json_params(self) -> dict:
-        """``get_params()`` in a JSON-able form; override where a parameter is not plain JSON."""
-        return self.get_params()
+        """``get_params()`` in a JSON-able form; override where a parameter is not plain JSON. A
+        ``random_state`` that is not an int is saved as the seed it gave, so a loaded model draws alike."""
+        return {**self.get_params(deep=False), "random_state": self.seed_}
+
+    def _user_data(self) -> dict[str, str]:
+        """The parts of the saved file that hold the user's own data: tensor-name prefix -> what it
+        is. Each task lists its own; most hold only summaries (scales, ranges, column names)."""
+        return {}
+
+    def _without_user_data(self) -> None:
+        """What a task needs done when ``save(include_data=False)`` leaves out its ``_user_data``
+        (refuse, if the model cannot work without it)."""
 
     @classmethod
     def _params_from_json(cls, params: dict) -> dict:
         """Inverse of ``_json_params``."""
         return params
 
-    def save(self, path: str | Path) -> None:
-        """Write the fitted estimator to one file: weights as safetensors, the rest as JSON."""
+    def save(self, path: str | Path, *, include_data: bool = True) -> None:
+        """Write the fitted estimator to one file: weights as safetensors, the rest as JSON.
+
+        The header's ``user_data`` lists the parts that are copies of the training data (the
+        detector's calibration rows, the inpainter's donor images); ``include_data=False`` leaves
+        them out, where the model can work without them, and refuses where it cannot."""
         check_is_fitted(self, "model_")
+        if not isinstance(include_data, bool):
+            raise TypeError(f"include_data must be True or False, got {include_data!r}")
         state, extra = self._state()
-        metadata = {"estimator": type(self).__name__, "library_version": __version__,
-                    "params": self._json_params(), **state}
         tensors = {f"{_PREFIX}{name}": t for name, t in self.model_.state_dict().items()}
-        save_checkpoint(path, {**tensors, **extra}, metadata)
+        tensors.update(extra)
+        held = self._user_data()
+        if not include_data and held:
+            self._without_user_data()
+            tensors = {name: t for name, t in tensors.items() if not name.startswith(tuple(held))}
+        metadata = {"estimator": type(self).__name__, "library_version": __version__,
+                    "params": self._json_params(), "seed": self.seed_,
+                    "user_data": list(held.values()) if include_data else [], **state}
+        save_checkpoint(path, tensors, metadata)
 
     @classmethod
     def load(cls: type[Estimator], path: str | Path) -> Estimator:
         """Rebuild a saved estimator; no code in the file is ever executed."""
         tensors, metadata = load_checkpoint(path)
-        if metadata.get("estimator") != cls.__name__:
+        kinds = {kind.__name__: kind for kind in (cls, *_subclasses(cls))}
+        kind = kinds.get(metadata.get("estimator"))
+        if kind is None:
             raise ValueError(f"{path} holds a {metadata.get('estimator')!r}, not a {cls.__name__}")
-        estimator = cls(**cls._params_from_json(dict(metadata["params"])))
+        estimator = kind(**kind._params_from_json(dict(metadata["params"])))
+        estimator.seed_ = int(metadata.get("seed", estimator.random_state))
         estimator._restore(metadata, {k: v for k, v in tensors.items() if not k.startswith(_PREFIX)})
         weights = {k[len(_PREFIX):]: v for k, v in tensors.items() if k.startswith(_PREFIX)}
         try:
@@ -156,3 +228,11 @@ class DiffusionEstimator(BaseEstimator):
             raise ValueError(f"{path} has weights that do not match its config ({error}); re-create the model") from None
         estimator.model_.eval()
         return estimator
+
+
+def _subclasses(cls: type) -> list[type]:
+    """Every subclass of ``cls``, so that ``DiffusionImputer.load`` reads a ``LatentDiffusionImputer``."""
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found

@@ -37,7 +37,7 @@ from diffimpute.masking.image import image_targets
 from diffimpute.nn.harmonic import HarmonicGuess
 from diffimpute.nn.neighbours import NeighbourGuess
 from diffimpute.nn.unet import UNetDenoiser
-from diffimpute.tasks.estimator import DeviceName, resolve_device
+from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.refiner import GuessRefiner, HeldOut
 from diffimpute.tasks.result import ImageInpaintingResult
 
@@ -81,8 +81,8 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
     prediction, diffusion_steps, schedule, beta_start, beta_end, sampler, sampling_steps,
         ddim_eta: as for ``DiffusionImputer``.
     max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay, time_budget:
-        training on the engine's loop; ``time_budget`` seconds (None: no limit) covers the whole ``fit``
-        (default 4 minutes: a shorter fit rarely beats the neighbour guess, and then returns the guess).
+        training on the engine's loop; ``time_budget`` caps training seconds (None: no limit; default
+        4 minutes: a shorter fit rarely beats the neighbour guess, and then returns the guess).
     validation_fraction: share of the images (at least 8, when there are) on which pixels are held
         out from training for model selection, calibration and ``validation_`` (0 turns all three
         off): per image 10-60 % of its pixels at random, or a rectangle up to half its height and width.
@@ -210,12 +210,18 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
                             n_heads=self.n_heads, dropout=self.dropout, guess=guess)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X: np.ndarray, y: None = None) -> ImageInpainter:
-        """Learn to inpaint from the observed pixels of the images ``X``; returns ``self``."""
+    def fit(self, X: np.ndarray, y: None = None, *, checkpoint: CheckpointArg = None,
+            resume: bool = False) -> ImageInpainter:
+        """Learn to inpaint from the observed pixels of the images ``X``; returns ``self``.
+
+        ``checkpoint``, ``resume``: save training progress to a file and continue an interrupted
+        fit from it, as in ``DiffusionImputer.fit``."""
         started = time.perf_counter()
         self._check_params()
         images = check_images(X)
         _, height, width, channels = images.shape
+        self._start_fit(X, n_features=height * width * channels)
+        plan = self._checkpointing(checkpoint, resume)
         flat = images.reshape(-1, channels)
         empty = np.isnan(flat).all(axis=0)
         if empty.any():
@@ -228,7 +234,8 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
                                 np.nanmax(scaled.reshape(-1, channels), axis=0))
         train_windows, held, donors = self._split(to_windows(scaled))
         bank = self._bank(donors) if self.guess == "neighbours" else None
-        self._train_refiner(train_windows, held, resolve_device(self.device), started, start=bank)
+        self._train_refiner(train_windows, held, resolve_device(self.device), start=bank, checkpoint=plan,
+                            resume=resume)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -240,7 +247,7 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
         windows = windows[has_pixels]
         if not self.validation_fraction:
             return windows, None, windows
-        generator = torch.Generator().manual_seed(self.random_state)
+        generator = torch.Generator().manual_seed(self.seed_)
         n_held = min(len(windows), max(_MIN_HELD_IMAGES, round(self.validation_fraction * len(windows))))
         rows = torch.randperm(len(windows), generator=generator)[:n_held]
         target = image_targets(windows.observed[rows], self.layout_.height, self.layout_.width, generator,
@@ -261,7 +268,7 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
         """The neighbour guess with a random sample of ``donors`` (at most 4 million values) as its bank."""
         layout = self.layout_
         self.n_donors_ = min(len(donors), max(1, _MAX_DONOR_CELLS // (layout.channels * layout.pixels)))
-        order = torch.randperm(len(donors), generator=torch.Generator().manual_seed(self.random_state))
+        order = torch.randperm(len(donors), generator=torch.Generator().manual_seed(self.seed_))
         chosen = donors[order[: self.n_donors_]]
         bank = NeighbourGuess(self.n_donors_, layout.channels, layout.height, layout.width)
         return bank.fit(chosen.values, chosen.observed)

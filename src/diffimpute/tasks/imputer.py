@@ -318,6 +318,7 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         """
         started = time.perf_counter()
         self._check_params()
+        self._start_fit(X)
         plan = self._checkpointing(checkpoint, resume)
         panel = to_panel(X)
         columns = column_names(X)
@@ -331,9 +332,6 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         self.pretrained_ = weights is not None
         self.patch_model_ = None if weights is None else dict(weights.model)
         self.adapts_on_call_ = False
-        self.n_features_in_ = panel.shape[-1]
-        if isinstance(X, pd.DataFrame):
-            self.feature_names_in_ = np.asarray(columns, dtype=object)
         self.window_ = window
         self.scaler_ = FeatureScaler().fit(panel)
         self.domain_ = FeatureDomain.of(panel, nonnegative=self.keep_nonnegative, integer=self.keep_integers)
@@ -342,7 +340,7 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         self.observed_range_ = (np.nanmin(flat, axis=0), np.nanmax(flat, axis=0))
         positions = time_positions(X)
 
-        rng = np.random.default_rng(self.random_state)
+        rng = np.random.default_rng(self.seed_)
         held_out = _held_out_cells(scaled, self.validation_fraction, window, rng) if self.validation_fraction > 0 else None
         train_panel = np.where(held_out, np.nan, scaled) if held_out is not None else scaled
         train_windows, _ = windows_from_panel(train_panel, positions, window, stride)
@@ -352,7 +350,8 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
             prior = None
             if self.guess == "latent":
                 prior = self._fit_prior(train_windows, device, None if plan is None else plan.beside(".prior"), resume)
-        self._train_refiner(train_windows, held, device, started, weights if prior is None else prior, plan, resume)
+        self._train_refiner(train_windows, held, device, weights if prior is None else prior, plan, resume,
+                            trained_seconds=0.0 if prior is None else self.prior_history_.seconds)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -407,7 +406,7 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         budget = None if self.time_budget is None else _PRIOR_BUDGET_SHARE * self.time_budget
         config = TrainConfig(max_epochs=self.prior_epochs, batch_size=self.batch_size,
                              learning_rate=self.prior_learning_rate, weight_decay=0.0, time_budget=budget)
-        self.prior_history_ = train(prior, loss_fn, train_windows, config, seed=self.random_state,
+        self.prior_history_ = train(prior, loss_fn, train_windows, config, seed=self.seed_,
                                     device=device, progress=self.verbose, desc="training prior",
                                     checkpoint=checkpoint, resume=resume)
         return prior.requires_grad_(False)

@@ -17,14 +17,13 @@ targets, ``_build_model``, and the parameters the docstrings of the estimators l
 
 from __future__ import annotations
 
-import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from diffimpute._progress import progress
+from diffimpute._warnings import warn
 from diffimpute.data.batch import Windows
 from diffimpute.diffusion.noise import RowUniform
 from diffimpute.diffusion.samplers import make_sampler
@@ -49,23 +48,39 @@ DEFAULT_DDIM_STEPS = 10
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
 _CALIBRATION_CELL_PASSES = 3_000_000  # cells x samples x network passes for calibration
 _INTERVAL_LEVEL = 0.9
+_COVERAGE_RANGE = (0.8, 0.97)  # held-out 90 % coverage outside this range gets a warning
+_COVERAGE_CHECK_CELLS = 50  # fewer reported cells are too few to judge coverage by
 TRAINING_MEMORY_BYTES = 2 * 2**30  # activations a training batch may take; wider data get smaller batches
 _BYTES_PER_CELL_CHANNEL = 240
 
 
 class HeldOut:
-    """Held-out observed cells in non-overlapping windows: conditioning = the other observed cells."""
+    """Held-out observed cells in non-overlapping windows: conditioning = the other observed cells.
 
-    def __init__(self, windows: Windows, target: torch.Tensor) -> None:
+    ``reported``: the target cells that ``validation_`` is measured on; the others (``picked``)
+    choose the checkpoint and whether the model beats its guess, so the figures a user reads were
+    not used to make those choices. All target cells are hidden from the model alike."""
+
+    def __init__(self, windows: Windows, target: torch.Tensor, reported: torch.Tensor | None = None) -> None:
         self.windows = windows
         self.target = target
+        self.reported = torch.zeros_like(target) if reported is None else reported & target
         self.cond_mask = windows.observed & ~target
+
+    @property
+    def picked(self) -> torch.Tensor:
+        return self.target & ~self.reported
 
     def __len__(self) -> int:
         return len(self.windows)
 
     def __getitem__(self, rows: slice) -> HeldOut:
-        return HeldOut(self.windows[rows], self.target[rows])
+        return HeldOut(self.windows[rows], self.target[rows], self.reported[rows])
+
+    def split_report(self, seed: int) -> HeldOut:
+        """The same cells with a seeded half of the targets set aside for reporting."""
+        generator = torch.Generator().manual_seed(seed)
+        return HeldOut(self.windows, self.target, torch.rand(self.target.shape, generator=generator) < 0.5)
 
     def cells(self) -> HeldCells:
         """NumPy views for scoring and calibration, each ``(windows, features, length)``."""
@@ -74,6 +89,7 @@ class HeldOut:
         return HeldCells(
             truth=self.windows.values.numpy().astype(np.float64),
             target=target,
+            reported=self.reported.numpy(),
             given=given,
             feature=np.broadcast_to(np.arange(n_features)[None, :, None], target.shape),
             gap=gap_bins(given),
@@ -83,15 +99,23 @@ class HeldOut:
 
 @dataclass(frozen=True)
 class HeldCells:
-    """Held-out windows as arrays: truth, target and given cells, each cell's feature and gap-length
-    bin, and which windows are even (the two halves of cross-fitted calibration)."""
+    """Held-out windows as arrays: truth, target, reported and given cells, each cell's feature and
+    gap-length bin, and which windows are even (the two halves of cross-fitted calibration)."""
 
     truth: np.ndarray
     target: np.ndarray
+    reported: np.ndarray
     given: np.ndarray
     feature: np.ndarray
     gap: np.ndarray
     even: np.ndarray
+
+
+def _reported(target: np.ndarray, arrays: HeldCells) -> np.ndarray:
+    """The target cells ``validation_`` is measured on: the reported half, or (with a single held-out
+    cell, which cannot be halved) all of them."""
+    reported = target & arrays.reported
+    return reported if reported.any() else target
 
 
 class GuessRefiner(DiffusionEstimator):
@@ -158,25 +182,29 @@ class GuessRefiner(DiffusionEstimator):
 
     # ------------------------------------------------------------------ training
     def _train_refiner(self, train_windows: Windows, held: HeldOut | None, device: torch.device,
-                       started: float, start=None, checkpoint: Checkpointing | None = None,
-                       resume: bool = False) -> None:
+                       start=None, checkpoint: Checkpointing | None = None, resume: bool = False,
+                       trained_seconds: float = 0.0) -> None:
         """Build the model, set its residual scale, train it on the engine's loop (saving to and
-        resuming from ``checkpoint``), then decide whether it beats its guess and calibrate its spread."""
+        resuming from ``checkpoint``), then decide whether it beats its guess and calibrate its spread.
+
+        ``time_budget`` caps training time, as in every estimator: ``trained_seconds`` already spent
+        on an earlier stage (the latent prior) count towards it; preparing data and calibrating do not."""
+        held = None if held is None else held.split_report(self.seed_ + 2)
         selection, calibration = self._split_held(held)
         with self._seeded(device):
             self.model_ = self._build_model(start)
             self.guess_channels_ = np.zeros(self._n_channels(), dtype=bool)
             self._fit_guess(train_windows, selection)
             self.model_.residual_scale.copy_(self._residual_scale(train_windows))
-            remaining = None if self.time_budget is None else max(1.0, self.time_budget - (time.perf_counter() - started))
             self.refines_ = True
             self.history_ = train(
                 self.model_,
                 self._loss_fn(),
                 train_windows,
-                self._train_config(remaining),
+                self._train_config(None if self.time_budget is None
+                                   else max(1.0, self.time_budget - trained_seconds)),
                 validate=None if held is None else (lambda model: self._validation_mae(model, selection, device)),
-                seed=self.random_state,
+                seed=self.seed_,
                 device=device,
                 progress=self.verbose,
                 checkpoint=checkpoint,
@@ -198,18 +226,17 @@ class GuessRefiner(DiffusionEstimator):
     def _choose_channels(self, selection: HeldOut, device: torch.device) -> None:
         """``check_draws_against_guess``: keep the guess in the channels where the median of the
         model's draws does not beat it on the selection cells (in every channel: the guess alone)."""
-        generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
+        generator = torch.Generator(device=device).manual_seed(self.seed_ + 1)
         out = self._draw(self.model_, selection.windows, selection.cond_mask, self.calibration_samples, None,
                          generator, device)
         arrays = selection.cells()
         draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)
         guess = out.guess.numpy() if out.guess is not None else np.zeros_like(arrays.truth)
-        wins = self._guess_wins(draws, guess, arrays.truth, arrays.target)
+        wins = self._guess_wins(draws, guess, arrays.truth, arrays.target & ~arrays.reported)
         if wins[self._interval_channels()].all():
-            warnings.warn(
-                "the median of the diffusion model's draws did not beat its own guess on held-out cells of any "
-                "column, so it imputes the guess with calibrated intervals; give it more training steps "
-                "or more data", stacklevel=4)
+            warn("the median of the diffusion model's draws did not beat its own guess on held-out cells of any "
+                 "column, so it imputes the guess with calibrated intervals; give it more training steps "
+                 "or more data")
             self.refines_ = False
         else:
             self.guess_channels_ = wins
@@ -218,7 +245,7 @@ class GuessRefiner(DiffusionEstimator):
         """The guess's per-feature RMS error at random targets of up to 512 training windows."""
         if self.guess == "none":
             return torch.ones(self._n_channels(), 1)
-        generator = torch.Generator().manual_seed(self.random_state)
+        generator = torch.Generator().manual_seed(self.seed_)
         rows = torch.randperm(len(train_windows), generator=generator)[:512]
         batch = train_windows[rows]
         return guess_residual_scale(self.model_, batch, self._random_targets(batch.observed, generator))
@@ -247,11 +274,10 @@ class GuessRefiner(DiffusionEstimator):
         per_window = _BYTES_PER_CELL_CHANNEL * self._cells_per_window() * self.channels * max(1.0, self.n_layers / 2)
         fits = max(1, int(TRAINING_MEMORY_BYTES // per_window))
         if fits < self.batch_size:
-            warnings.warn(
+            warn(
                 f"a batch of {self.batch_size} windows of {self._cells_per_window()} cells would need about "
                 f"{self.batch_size * per_window / 2**30:.1f} GiB to train, so batches of {fits} are used (about "
-                f"{TRAINING_MEMORY_BYTES / 2**30:.0f} GiB); a shorter window or fewer channels allows larger ones",
-                stacklevel=4,
+                f"{TRAINING_MEMORY_BYTES / 2**30:.0f} GiB); a shorter window or fewer channels allows larger ones"
             )
         return min(self.batch_size, fits)
 
@@ -335,11 +361,11 @@ class GuessRefiner(DiffusionEstimator):
 
     def _validation_mae(self, model, held: HeldOut, device) -> float:
         """Model selection: MAE at the held-out cells of one short deterministic draw (fixed seed)."""
-        generator = torch.Generator(device=device).manual_seed(self.random_state)
+        generator = torch.Generator(device=device).manual_seed(self.seed_)
         held = self._selection_cells(held)
         out = self._draw(model, held.windows, held.cond_mask, 1, self.selection_steps, generator, device)
         error = (out.samples[:, 0] - held.windows.values).abs()
-        return float(error[held.target].mean())
+        return float(error[held.picked].mean())
 
     def _beats_guess(self, held: HeldOut | None, device) -> bool:
         """Whether the selected model's median beats the guess alone on the model-selection cells.
@@ -352,15 +378,12 @@ class GuessRefiner(DiffusionEstimator):
         best = self.history_.best_score
         held = self._selection_cells(held)
         guess = self._guess_of(held.windows, held.cond_mask, device)
-        guess_mae = float((guess - held.windows.values).abs()[held.target].mean())
+        guess_mae = float((guess - held.windows.values).abs()[held.picked].mean())
         if best < guess_mae:
             return True
-        warnings.warn(
-            f"the diffusion model did not beat its own guess on held-out cells (best model MAE {best:.4f} vs "
-            f"guess {guess_mae:.4f}, standardised units), so it imputes the guess with calibrated intervals; "
-            "give it more training steps or more data",
-            stacklevel=3,
-        )
+        warn(f"the diffusion model did not beat its own guess on held-out cells (best model MAE {best:.4f} vs "
+             f"guess {guess_mae:.4f}, standardised units), so it imputes the guess with calibrated intervals; "
+             "give it more training steps or more data")
         return False
 
     def _calibrate(self, held: HeldOut | None, device: torch.device) -> None:
@@ -380,7 +403,7 @@ class GuessRefiner(DiffusionEstimator):
         cells = self._cells_per_window()
         n_windows = max(16, _CALIBRATION_CELL_PASSES // (cells * self.calibration_samples * len(self._sampler().timesteps)))
         held = held[: min(len(held), n_windows)]
-        generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
+        generator = torch.Generator(device=device).manual_seed(self.seed_ + 1)
         out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator, device)
         draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)  # (samples, windows, F, L)
         arrays = held.cells()
@@ -398,27 +421,19 @@ class GuessRefiner(DiffusionEstimator):
         guess = out.guess.numpy() if out.guess is not None else np.zeros_like(truth)
         if self.guess_channels_.any():  # those channels take the guess, with draws from its own held-out errors
             self.residual_quantiles_ = self._guess_residual_table(guess, arrays)
-            generator = torch.Generator(device=device).manual_seed(self.random_state + 1)
+            generator = torch.Generator(device=device).manual_seed(self.seed_ + 1)
             out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
                              device)
             draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)
-        raw = summarize(draws, truth, target)
-        guess_mae = float(np.abs(guess - truth)[target].mean())
+        reported = _reported(target, arrays)
+        raw = summarize(draws, truth, reported)
         calibrated = raw
         if self.calibrate and (target & even).any() and (target & ~even).any():
             crossed = np.where(even, cell_scales(table_from(target & ~even), given),
                                cell_scales(table_from(target & even), given))
-            calibrated = summarize(rescale(draws, crossed), truth, target)
+            calibrated = summarize(rescale(draws, crossed), truth, reported)
             self.interval_scale_ = np.where((channels & ~self.guess_channels_)[:, None], table_from(target), 1.0)
-        self.validation_ = {
-            "cells": int(target.sum()),
-            "mae": raw["mae"],
-            "crps": calibrated["crps_sample"],
-            "coverage90": calibrated["coverage"],
-            "coverage90_uncalibrated": raw["coverage"],
-            "guess_mae": guess_mae,
-            "refines_guess": self.refines_,
-        }
+        self._report(reported, raw["mae"], calibrated, raw["coverage"], np.abs(guess - truth))
 
     def _calibrate_guess(self, held: HeldOut, device: torch.device) -> None:
         """The guess's predictive distribution from its held-out errors, and an honest ``validation_``
@@ -436,18 +451,37 @@ class GuessRefiner(DiffusionEstimator):
         def table_from(cells: np.ndarray) -> np.ndarray:
             return residual_quantiles(residual[cells], feature[cells], gap[cells], self._n_channels())
 
-        rng = np.random.default_rng(self.random_state + 1)
+        rng = np.random.default_rng(self.seed_ + 1)
         draws = np.broadcast_to(guess, (self.calibration_samples * 4, *guess.shape)).copy()
         if (target & even).any() and (target & ~even).any():
             for scored, fitted in ((even, ~even), (~even, even)):
                 noise = quantile_draws(table_from(target & fitted), given, len(draws), rng) * scale
                 draws = np.where(scored[None], guess + noise, draws)
-        report = summarize(draws, truth, target)
-        guess_mae = float(np.abs(guess - truth)[target].mean())
+        reported = _reported(target, arrays)
+        report = summarize(draws, truth, reported)
         self.residual_quantiles_ = table_from(target)
-        self.validation_ = {"cells": int(target.sum()), "mae": guess_mae, "crps": report["crps_sample"],
-                            "coverage90": report["coverage"], "coverage90_uncalibrated": np.nan,
-                            "guess_mae": guess_mae, "refines_guess": False}
+        guess_error = np.abs(guess - truth)
+        self._report(reported, float(guess_error[reported].mean()), report, np.nan, guess_error)
+
+    def _report(self, reported: np.ndarray, mae: float, calibrated: dict, uncalibrated_coverage: float,
+                guess_error: np.ndarray) -> None:
+        """``validation_`` from the reported cells (never used to choose the model), and a warning
+        when their calibrated 90 % intervals cover too few or too many of them."""
+        self.validation_ = {
+            "cells": int(reported.sum()),
+            "mae": mae,
+            "crps": calibrated["crps_sample"],
+            "coverage90": calibrated["coverage"],
+            "coverage90_uncalibrated": uncalibrated_coverage,
+            "guess_mae": float(guess_error[reported].mean()) if reported.any() else np.nan,
+            "refines_guess": self.refines_,
+        }
+        coverage = calibrated["coverage"]
+        if reported.sum() >= _COVERAGE_CHECK_CELLS and not _COVERAGE_RANGE[0] <= coverage <= _COVERAGE_RANGE[1]:
+            side = "narrow" if coverage < _COVERAGE_RANGE[0] else "wide"
+            warn(f"the 90 % intervals covered {coverage:.0%} of {int(reported.sum())} held-out cells, outside "
+                 f"{_COVERAGE_RANGE[0]:.0%}-{_COVERAGE_RANGE[1]:.0%}: expect intervals that are too {side}; "
+                 "more data (or a shorter window, so more windows are held out) calibrates them better")
 
     def _guess_wins(self, draws: np.ndarray, guess: np.ndarray, truth: np.ndarray, target: np.ndarray) -> np.ndarray:
         """``(channels,)`` True where the guess is at least as accurate as the median of the draws on the
@@ -483,7 +517,7 @@ class GuessRefiner(DiffusionEstimator):
         needed = torch.from_numpy(np.flatnonzero((~windows.observed).flatten(1).any(dim=1).numpy()))
         device = resolve_device(self.device)
         self.model_.to(device)
-        generator = torch.Generator(device=device).manual_seed(self.random_state if seed is None else seed)
+        generator = torch.Generator(device=device).manual_seed(self.seed_ if seed is None else seed)
         out = windows.values.unsqueeze(1).repeat(1, n_samples, 1, 1)
         with progress(total=len(needed), desc="imputing", unit=f"{unit}s", enabled=self.verbose) as bar:
             result = self._draw(self.model_, windows[needed], windows.observed[needed], n_samples, None,
