@@ -15,6 +15,7 @@ from diffimpute.tasks.evaluate import evaluate_methods  # noqa: E402
 from diffimpute.tasks.image import ImageInpainter  # noqa: E402
 from diffimpute.tasks.imputer import DiffusionImputer, LatentDiffusionImputer  # noqa: E402
 from diffimpute.tasks.result import (  # noqa: E402
+    DrawsResult,
     ImageInpaintingResult,
     ImputationResult,
     TableImputationResult,
@@ -50,6 +51,7 @@ __all__ = [
     "DiffusionImputer",
     "ImDiffusionDetector",
     "ImageInpainter",
+    "DrawsResult",
     "ImageInpaintingResult",
     "ImputationResult",
     "QualityReport",

@@ -545,6 +545,10 @@ class ImDiffusionDetector(DiffusionEstimator):
         return stitch(out.astype(np.float64), index, n_series, n_time)
 
     def _calibrate(self) -> None:
+        if self.calibration_panel_ is None:
+            raise ValueError("this detector was saved with include_data=False, without its calibration rows, so "
+                             "it scores only with the sampling settings it was saved with; restore those "
+                             f"({dict(zip(('sampler', 'sampling_steps', 'ddim_eta', 'n_samples', 'x0_clip', 'score'), self.cells_key_))}) or refit")
         self.calibration_cells_ = self._cells(self.calibration_panel_, self.calibration_positions_)
         self.cells_key_ = self._cells_key()
 
@@ -557,7 +561,7 @@ class ImDiffusionDetector(DiffusionEstimator):
         window, none wider than an eighth of the calibration rows, so each rests on several independent values."""
         if self.smoothing is not None:
             return tuple(sorted(set(_as_tuple(self.smoothing))))
-        widest = min(self.window_, max(1, self.calibration_panel_.shape[1] // 8))
+        widest = min(self.window_, max(1, self.calibration_cells_.shape[3] // 8))
         return tuple(sorted({min(w, widest) for w in _DEFAULT_WIDTHS + (self.window_,)}))
 
     def _evidence(self, cells: np.ndarray) -> np.ndarray:
@@ -661,7 +665,9 @@ class ImDiffusionDetector(DiffusionEstimator):
     def _wrap(self, values: np.ndarray, X: pd.DataFrame | np.ndarray, name: str) -> pd.Series | np.ndarray:
         if isinstance(X, pd.DataFrame):
             return pd.Series(values[0], index=X.index.copy(), name=name)
-        return values if np.asarray(X).ndim == 3 else values[0]
+        if np.asarray(X).ndim == 3:
+            return values
+        return pd.Series(values[0], name=name) if self._pandas_output() else values[0]
 
     # ------------------------------------------------------------------ persistence
     def _json_params(self) -> dict:
@@ -698,10 +704,14 @@ class ImDiffusionDetector(DiffusionEstimator):
         tensors = {
             "calibration.panel": torch.from_numpy(self.calibration_panel_),
             "calibration.positions": torch.from_numpy(np.asarray(self.calibration_positions_, dtype=np.float64)),
-            "calibration.cells": torch.from_numpy(self.calibration_cells_),
+            "cells": torch.from_numpy(self.calibration_cells_),
             "value_bound": torch.from_numpy(np.asarray(self.value_bound_, dtype=np.float64)),
         }
         return state, tensors
+
+    def _user_data(self) -> dict[str, str]:
+        return {"calibration.": f"the last {self.calibration_cells_.shape[3]} rows of the training data (the calibration rows, scaled) and "
+                                "their time positions; without them the scores' settings cannot be changed after loading"}
 
     def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
         self.schema_ = Schema.from_dict(metadata["schema"])
@@ -712,9 +722,10 @@ class ImDiffusionDetector(DiffusionEstimator):
         sizes = metadata["sizes"]
         self.window_, self.stride_, self.n_segments_ = sizes["window"], sizes["stride"], tuple(sizes["n_segments"])
         self.history_ = TrainHistory(**metadata["history"])
-        self.calibration_panel_ = tensors["calibration.panel"].numpy()
-        self.calibration_positions_ = tensors["calibration.positions"].numpy()
-        self.calibration_cells_ = tensors["calibration.cells"].numpy()
+        stored = "calibration.panel" in tensors  # not when saved with include_data=False
+        self.calibration_panel_ = tensors["calibration.panel"].numpy() if stored else None
+        self.calibration_positions_ = tensors["calibration.positions"].numpy() if stored else None
+        self.calibration_cells_ = tensors["cells"].numpy()
         self.value_bound_ = tensors["value_bound"].numpy()
         key = metadata["cells_key"]
         self.cells_key_ = tuple(key[:-1]) + (tuple(key[-1]),)

@@ -335,6 +335,8 @@ class DiffusionAugmenter(DiffusionEstimator):
             return frame
         if self.input_kind_ == "array":
             shaped = codes
+            if self._pandas_output():
+                return pd.DataFrame(shaped, index=index, columns=self.get_feature_names_out())
         else:
             shaped = codes.reshape(len(codes), *self.sample_shape_)
         return (np.round(shaped) if self.dtype_.kind in "iu" else shaped).astype(self.dtype_)

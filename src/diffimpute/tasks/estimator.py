@@ -140,7 +140,7 @@ class DiffusionEstimator(OneToOneFeatureMixin, BaseEstimator):
     def _seeded(self, device: torch.device) -> Iterator[None]:
         """Initialise weights from ``random_state`` without disturbing the caller's global RNG."""
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(self.random_state)
+            torch.manual_seed(self.seed_)
             yield
 
     def _checkpointing(self, checkpoint: CheckpointArg, resume: bool) -> Checkpointing | None:

@@ -37,7 +37,7 @@ from diffimpute.masking.image import image_targets
 from diffimpute.nn.harmonic import HarmonicGuess
 from diffimpute.nn.neighbours import NeighbourGuess
 from diffimpute.nn.unet import UNetDenoiser
-from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
+from diffimpute.tasks.estimator import _PREFIX, CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.refiner import GuessRefiner, HeldOut
 from diffimpute.tasks.result import ImageInpaintingResult
 
@@ -52,7 +52,7 @@ _NEIGHBOURS = (1, 3, 5, 10, 20)  # candidates for the neighbour guess's k
 _HELD_OUT_RATES, _HELD_OUT_LARGEST = (0.1, 0.6), 0.5
 
 
-class ImageInpainter(TransformerMixin, GuessRefiner):
+class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None):
     """Fill the missing pixels (NaN) of small grey or colour images and give per-pixel uncertainty.
 
     Images are a NumPy array ``(n, height, width)`` or ``(n, height, width, channels)`` (channels
@@ -209,6 +209,13 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
                             n_levels=self.n_levels, n_blocks=self.n_layers, attention=self.attention,
                             n_heads=self.n_heads, dropout=self.dropout, guess=guess)
 
+    def set_output(self, *, transform: str | None = None) -> ImageInpainter:
+        """Images stay arrays: ``transform="pandas"`` is refused rather than failing at ``transform``."""
+        if transform not in (None, "default"):
+            raise ValueError(f"ImageInpainter returns images as NumPy arrays; set_output(transform={transform!r}) "
+                             "is not supported (only 'default')")
+        return self
+
     # ------------------------------------------------------------------ fitting
     def fit(self, X: np.ndarray, y: None = None, *, checkpoint: CheckpointArg = None,
             resume: bool = False) -> ImageInpainter:
@@ -339,6 +346,17 @@ class ImageInpainter(TransformerMixin, GuessRefiner):
             "validation": self.validation_,
             "history": self.history_.to_dict(),
         }, {}
+
+    def _user_data(self) -> dict[str, str]:
+        if self.guess != "neighbours":
+            return {}
+        return {f"{_PREFIX}guess.donor": f"the observed pixels of {self.n_donors_} training images (the neighbour "
+                                         "guess's donors)"}
+
+    def _without_user_data(self) -> None:
+        raise ValueError("the neighbour guess imputes from its donor images, so this model cannot be saved "
+                         "without them; fit with guess='harmonic' or guess='none' to save a model that holds "
+                         "no training images")
 
     def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
         self.layout_ = ImageLayout.from_dict(metadata["layout"])

@@ -22,6 +22,7 @@ The design, in the order ``fit`` runs it:
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import get_args
 
@@ -643,11 +644,19 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
             self.adjacency = adjacency
 
 
-def LatentDiffusionImputer(**params) -> DiffusionImputer:  # noqa: N802 -- reads as the estimator it builds
+class LatentDiffusionImputer(DiffusionImputer):
     """The LSSDM setting (arXiv 2409.08917): a ``DiffusionImputer`` whose first guess is a latent-space
     prior's coarse reconstruction. Same parameters as ``DiffusionImputer``; ``guess`` defaults to
     ``"latent"`` and ``pretrained`` to None (the prior and its refiner train on each data set)."""
-    params.setdefault("guess", "latent")
-    params.setdefault("pretrained", None)
-    return DiffusionImputer(**params)
 
+    def __init__(self, **params) -> None:
+        super().__init__(**{**_LATENT_DEFAULTS, **params})
+
+
+_LATENT_DEFAULTS = {"guess": "latent", "pretrained": None}
+# scikit-learn reads an estimator's parameters from its constructor's signature: the parent's, with
+# the LSSDM defaults, so that get_params, clone and repr see every parameter.
+LatentDiffusionImputer.__init__.__signature__ = inspect.signature(DiffusionImputer.__init__).replace(parameters=[
+    parameter.replace(default=_LATENT_DEFAULTS.get(name, parameter.default))
+    for name, parameter in inspect.signature(DiffusionImputer.__init__).parameters.items()
+])

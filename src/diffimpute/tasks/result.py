@@ -14,7 +14,41 @@ from diffimpute.data.table import TableEncoder, most_frequent
 
 
 @dataclass
-class ImputationResult:
+class DrawsResult:
+    """What every result of the imputers shares: draws ``samples`` with the sample axis first,
+    ``missing`` True where drawn, the ``data`` passed in; point summaries of the draws come back in
+    the form of ``data`` through the subclass's ``_summary``."""
+
+    samples: np.ndarray
+    missing: np.ndarray
+    data: pd.DataFrame | np.ndarray
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples.shape[0]
+
+    def median(self) -> pd.DataFrame | np.ndarray:
+        return self._summary(np.median(self.samples, axis=0))
+
+    def mean(self) -> pd.DataFrame | np.ndarray:
+        return self._summary(self.samples.mean(axis=0))
+
+    def quantile(self, q: float) -> pd.DataFrame | np.ndarray:
+        """The ``q``-quantile of the draws at every missing cell."""
+        return self._summary(np.quantile(self.samples, check_probability(q, "q"), axis=0))
+
+    def interval(self, alpha: float = 0.1) -> tuple[pd.DataFrame | np.ndarray, pd.DataFrame | np.ndarray]:
+        """Central ``1 - alpha`` interval as (lower, upper); alpha=0.1 gives the 90 % interval."""
+        alpha = check_probability(alpha, "alpha")
+        return self.quantile(alpha / 2), self.quantile(1 - alpha / 2)
+
+    def _summary(self, values: np.ndarray) -> pd.DataFrame | np.ndarray:
+        """A statistic of the draws, ``samples.shape[1:]``, in the form of ``data``."""
+        raise NotImplementedError
+
+
+@dataclass
+class ImputationResult(DrawsResult):
     """Draws from the imputation distribution.
 
     samples: ``(n_samples, series, time, features)`` float64 in original units; observed cells hold
@@ -27,30 +61,8 @@ class ImputationResult:
     too (the median of an even number of whole-number draws can fall between two).
     """
 
-    samples: np.ndarray
-    missing: np.ndarray
-    data: pd.DataFrame | np.ndarray
     guess: pd.DataFrame | np.ndarray | None = None
     whole: np.ndarray | None = None
-
-    @property
-    def n_samples(self) -> int:
-        return self.samples.shape[0]
-
-    def median(self) -> pd.DataFrame | np.ndarray:
-        return self._as_input(np.median(self.samples, axis=0))
-
-    def mean(self) -> pd.DataFrame | np.ndarray:
-        return self._as_input(self.samples.mean(axis=0))
-
-    def quantile(self, q: float) -> pd.DataFrame | np.ndarray:
-        """The ``q``-quantile of the draws at every missing cell."""
-        return self._as_input(np.quantile(self.samples, check_probability(q, "q"), axis=0))
-
-    def interval(self, alpha: float = 0.1) -> tuple[pd.DataFrame | np.ndarray, pd.DataFrame | np.ndarray]:
-        """Central ``1 - alpha`` interval as (lower, upper); alpha=0.1 gives the 90 % interval."""
-        alpha = check_probability(alpha, "alpha")
-        return self.quantile(alpha / 2), self.quantile(1 - alpha / 2)
 
     def to_frame(self, quantiles: Sequence[float] = (0.05, 0.95)) -> pd.DataFrame:
         """One wide frame: the median under each column's name plus ``<column>_q<level>`` columns.
@@ -66,7 +78,7 @@ class ImputationResult:
             parts.append(part.rename(columns=lambda c, s=suffix: f"{c}{s}"))
         return pd.concat(parts, axis=1)
 
-    def _as_input(self, panel: np.ndarray) -> pd.DataFrame | np.ndarray:
+    def _summary(self, panel: np.ndarray) -> pd.DataFrame | np.ndarray:
         if self.whole is not None:
             panel = np.where(self.whole, np.round(panel), panel)
         return from_panel(panel, self.data)
@@ -80,7 +92,7 @@ def _panel_frame(values: np.ndarray) -> pd.DataFrame:
 
 
 @dataclass
-class TableImputationResult:
+class TableImputationResult(DrawsResult):
     """Draws from the imputation distribution of a table of independent rows.
 
     samples: ``(n_samples, rows, columns)`` float64: numeric values in original units, and for a
@@ -94,16 +106,9 @@ class TableImputationResult:
     summaries are rounded too (the median of an even number of draws can fall between two).
     """
 
-    samples: np.ndarray
-    missing: np.ndarray
-    data: pd.DataFrame | np.ndarray
     encoder: TableEncoder
     guess: pd.DataFrame | np.ndarray | None = None
     whole: np.ndarray | None = None
-
-    @property
-    def n_samples(self) -> int:
-        return self.samples.shape[0]
 
     @property
     def numeric_columns(self) -> list[str]:
@@ -112,21 +117,6 @@ class TableImputationResult:
     def numeric_samples(self) -> np.ndarray:
         """``(n_samples, rows, numeric columns)`` draws of the numeric columns, in ``numeric_columns`` order."""
         return self.samples[..., self.encoder.numeric]
-
-    def median(self) -> pd.DataFrame | np.ndarray:
-        return self._summary(np.median(self.samples, axis=0))
-
-    def mean(self) -> pd.DataFrame | np.ndarray:
-        return self._summary(self.samples.mean(axis=0))
-
-    def quantile(self, q: float) -> pd.DataFrame | np.ndarray:
-        """The ``q``-quantile of the draws at every missing numeric cell (categorical cells: the mode)."""
-        return self._summary(np.quantile(self.samples, check_probability(q, "q"), axis=0))
-
-    def interval(self, alpha: float = 0.1) -> tuple[pd.DataFrame | np.ndarray, pd.DataFrame | np.ndarray]:
-        """Central ``1 - alpha`` interval of the numeric cells as (lower, upper)."""
-        alpha = check_probability(alpha, "alpha")
-        return self.quantile(alpha / 2), self.quantile(1 - alpha / 2)
 
     def probabilities(self, column: str) -> pd.DataFrame:
         """Share of draws giving each level of categorical ``column``: ``(rows, levels)``, rows summing
@@ -155,6 +145,7 @@ class TableImputationResult:
         return pd.concat(parts, axis=1)
 
     def _summary(self, numeric: np.ndarray) -> pd.DataFrame | np.ndarray:
+        """Numeric cells take the statistic; categorical cells the most frequent level of their draws."""
         codes = numeric.copy() if self.whole is None else np.where(self.whole, np.round(numeric), numeric)
         categorical = ~self.encoder.numeric
         if categorical.any():
@@ -165,9 +156,8 @@ class TableImputationResult:
         return self.encoder.to_frame(codes, frame).to_numpy(dtype=np.float64)
 
 
-
 @dataclass
-class ImageInpaintingResult:
+class ImageInpaintingResult(DrawsResult):
     """Draws of the missing pixels of a stack of images.
 
     samples: ``(n_samples, *images.shape)`` float64 in the images' own units, where the images
@@ -178,42 +168,20 @@ class ImageInpaintingResult:
     fill), in the same form; None for ``guess="none"``.
     """
 
-    samples: np.ndarray
-    missing: np.ndarray
-    data: np.ndarray
     guess: np.ndarray | None = None
-
-    @property
-    def n_samples(self) -> int:
-        return self.samples.shape[0]
-
-    def median(self) -> np.ndarray:
-        return self._as_input(np.median(self.samples, axis=0))
-
-    def mean(self) -> np.ndarray:
-        return self._as_input(self.samples.mean(axis=0))
-
-    def quantile(self, q: float) -> np.ndarray:
-        """The ``q``-quantile of the draws at every missing pixel."""
-        return self._as_input(np.quantile(self.samples, check_probability(q, "q"), axis=0))
-
-    def interval(self, alpha: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-        """Central ``1 - alpha`` interval as (lower, upper); alpha=0.1 gives the 90 % interval."""
-        alpha = check_probability(alpha, "alpha")
-        return self.quantile(alpha / 2), self.quantile(1 - alpha / 2)
 
     def std(self) -> np.ndarray:
         """Per-pixel standard deviation of the draws (0 at observed pixels)."""
-        return self._as_input(self.samples.std(axis=0), observed=0.0)
+        return self._summary(self.samples.std(axis=0), observed=0.0)
 
     def interval_width(self, alpha: float = 0.1) -> np.ndarray:
         """Per-pixel width of the central ``1 - alpha`` interval (0 at observed pixels): the
         uncertainty in the images' own units."""
         alpha = check_probability(alpha, "alpha")
         upper, lower = (np.quantile(self.samples, q, axis=0) for q in (1 - alpha / 2, alpha / 2))
-        return self._as_input(upper - lower, observed=0.0)
+        return self._summary(upper - lower, observed=0.0)
 
-    def _as_input(self, images: np.ndarray, observed: float | None = None) -> np.ndarray:
+    def _summary(self, images: np.ndarray, observed: float | None = None) -> np.ndarray:
         dtype = self.data.dtype if np.issubdtype(self.data.dtype, np.floating) else np.float64
         kept = self.data if observed is None else observed
         return np.where(self.missing, images, kept).astype(dtype, copy=False)
