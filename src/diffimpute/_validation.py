@@ -9,6 +9,11 @@ import pandas as pd
 from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
 
+class NotNumericError(ValueError, TypeError):
+    """Values that must be numbers are not. A ValueError, as scikit-learn raises for text in numeric
+    data and as every estimator here does; also a TypeError, which earlier versions raised."""
+
+
 def check_data(X: object, *, name: str = "X") -> np.ndarray:
     """Validate user data and return it as a float64 panel ``(series, time, features)`` with NaNs.
 
@@ -30,7 +35,7 @@ def _frame_to_panel(frame: pd.DataFrame, name: str) -> np.ndarray:
         raise ValueError(f"{name} is empty ({frame.shape[0]} rows x {frame.shape[1]} columns); pass data with rows and columns")
     bad = [str(c) for c, dtype in frame.dtypes.items() if not is_numeric_dtype(dtype) or is_bool_dtype(dtype)]
     if bad:
-        raise TypeError(
+        raise NotNumericError(
             f"{name} has non-numeric columns {bad}; drop them or encode them as numbers "
             f"(e.g. df.drop(columns={bad}))"
         )
@@ -48,11 +53,11 @@ def _array_to_panel(array: np.ndarray, name: str) -> np.ndarray:
     if array.size == 0:
         raise ValueError(f"{name} is empty (shape {array.shape}); pass data with time steps and features")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == object) or array.dtype == bool:
-        raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
+        raise NotNumericError(f"{name} must hold numbers, got dtype {array.dtype}")
     try:
         values = np.asarray(pd.DataFrame(array.reshape(-1, array.shape[-1])).to_numpy(dtype=np.float64, na_value=np.nan))
     except (TypeError, ValueError) as error:
-        raise TypeError(f"{name} holds values that are not numbers ({error}); convert them to float") from None
+        raise NotNumericError(f"{name} holds values that are not numbers ({error}); convert them to float") from None
     values = values.reshape(array.shape)
     _check_finite(values, name, [str(i) for i in range(array.shape[-1])])
     return values if array.ndim == 3 else values[None]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from diffimpute._validation import NotNumericError
 from diffimpute.data.batch import Windows
 
 MAX_CHANNELS = 4
@@ -64,9 +65,9 @@ def check_images(X: object, name: str = "X") -> np.ndarray:
             raise TypeError(f"{name} must be a NumPy array of images (n, height, width[, channels]), "
                             f"got {type(X).__name__}")
     if X.dtype == bool or not np.issubdtype(X.dtype, np.number):
-        raise TypeError(f"{name} must hold numbers (float with NaN for missing pixels), got dtype {X.dtype}")
+        raise NotNumericError(f"{name} must hold numbers (float with NaN for missing pixels), got dtype {X.dtype}")
     if np.iscomplexobj(X):
-        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}")
+        raise NotNumericError(f"{name} must hold real numbers, got dtype {X.dtype}")
     if X.ndim == 2:
         raise ValueError(f"{name} has shape {X.shape}: one image; pass a stack of images, e.g. X[None] "
                          "for shape (1, height, width)")

@@ -206,7 +206,8 @@ class DiffusionEstimator(OneToOneFeatureMixin, BaseEstimator):
             self._without_user_data()
             tensors = {name: t for name, t in tensors.items() if not name.startswith(tuple(held))}
         metadata = {"estimator": type(self).__name__, "library_version": __version__,
-                    "params": self._json_params(), "seed": self.seed_,
+                    "params": self._json_params(), "seed": self.seed_, "n_features_in": self.n_features_in_,
+                    "feature_names_in": getattr(self, "feature_names_in_", np.array([])).tolist() or None,
                     "user_data": list(held.values()) if include_data else [], **state}
         save_checkpoint(path, tensors, metadata)
 
@@ -220,6 +221,10 @@ class DiffusionEstimator(OneToOneFeatureMixin, BaseEstimator):
             raise ValueError(f"{path} holds a {metadata.get('estimator')!r}, not a {cls.__name__}")
         estimator = kind(**kind._params_from_json(dict(metadata["params"])))
         estimator.seed_ = int(metadata.get("seed", estimator.random_state))
+        if "n_features_in" in metadata:
+            estimator.n_features_in_ = int(metadata["n_features_in"])
+        if metadata.get("feature_names_in"):
+            estimator.feature_names_in_ = np.asarray(metadata["feature_names_in"], dtype=object)
         estimator._restore(metadata, {k: v for k, v in tensors.items() if not k.startswith(_PREFIX)})
         weights = {k[len(_PREFIX):]: v for k, v in tensors.items() if k.startswith(_PREFIX)}
         try:
