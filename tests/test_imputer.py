@@ -145,3 +145,22 @@ def test_clip_margin_keeps_an_untrained_model_within_range(frame: pd.DataFrame) 
     assert np.all(clipped >= low - (high - low) - slack) and np.all(clipped <= high + (high - low) + slack)
     free = DiffusionImputer(**{**params, "clip_margin": None}).fit(frame).impute(frame, n_samples=4).samples
     assert np.abs(free).max() > np.abs(clipped).max()
+
+
+def test_a_dead_sensor_is_imputed_from_the_other_features_with_honest_intervals() -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(400)
+    base = np.sin(t / 12) + 0.3 * np.sin(t / 5)
+    frame = pd.DataFrame({"a": base, "b": 2 * base, "c": -base}) + 0.05 * rng.normal(size=(400, 3))
+    train, test = frame.iloc[:300], frame.iloc[300:]
+    model = DiffusionImputer(max_steps=2, window=32, n_samples=20, verbose=False).fit(train)
+    dead = test.assign(c=np.nan)
+    with pytest.warns(UserWarning, match=r"features \['c'\] have no observed value"):
+        result = model.impute(dead)
+    error = np.abs(result.median()["c"] - test["c"]).mean()
+    assert error < 0.3 * np.abs(train["c"].mean() - test["c"]).mean()
+    lower, upper = result.interval(0.1)
+    assert ((test["c"] >= lower["c"]) & (test["c"] <= upper["c"])).mean() >= 0.8
+    assert result.median()[["a", "b"]].equals(test[["a", "b"]])
+    with pytest.raises(ValueError, match="no observed value at all"):
+        model.impute(test * np.nan)

@@ -37,6 +37,7 @@ from diffimpute._validation import (
     check_choice,
     check_positive_int,
 )
+from diffimpute._warnings import warn
 from diffimpute.data.batch import Windows, windows_from_panel
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
@@ -54,6 +55,7 @@ from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
 from diffimpute.engine.checkpoint import Checkpointing
+from diffimpute.engine.row_gaussian import RowGaussian
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.simulate import block, mcar
 from diffimpute.masking.targets import TargetStrategy, make_targets
@@ -337,6 +339,7 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         self.scaler_ = FeatureScaler().fit(panel)
         self.domain_ = FeatureDomain.of(panel, nonnegative=self.keep_nonnegative, integer=self.keep_integers)
         scaled = self.scaler_.transform(panel)
+        self.row_gaussian_ = RowGaussian.fit(scaled)
         flat = scaled.reshape(-1, scaled.shape[-1])
         self.observed_range_ = (np.nanmin(flat, axis=0), np.nanmax(flat, axis=0))
         positions = time_positions(X)
@@ -534,7 +537,11 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         keys = torch.from_numpy(np.stack([index[:, 0], index[:, 1] + offset], axis=1))
         draws, guesses = self._draw_windows(windows, n_samples, seed, row_ids=keys)
         n_series, n_rows = rows.shape[:2]
-        imputed = self.scaler_.inverse_transform(stitch(draws, index, n_series, n_rows, span[0] - offset))
+        stitched = stitch(draws, index, n_series, n_rows, span[0] - offset)
+        dead = np.isnan(panel).all(axis=1)  # (series, features): a sensor with no reading in the data given
+        if dead.any():
+            stitched = self.row_gaussian_.draw_dead(stitched, dead, self.seed_ if seed is None else seed)
+        imputed = self.scaler_.inverse_transform(stitched)
         samples[:, missing] = self.domain_.apply(imputed)[:, missing]
         guess = None
         if guesses is not None:
@@ -556,13 +563,13 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         self.schema_.check_matches(X, panel, "imputer")
         if part:
             return panel
-        empty = np.isnan(panel).all(axis=(0, 1))
-        if empty.any():  # nothing of that feature to condition on: the draws would be unanchored noise
+        if np.isnan(panel).all():
+            raise ValueError("X has no observed value at all; there is nothing to impute from")
+        empty = np.isnan(panel).all(axis=1).any(axis=0)
+        if empty.any():  # a dead sensor: only the other features and what fit learned say anything of it
             names = [name for name, e in zip(self.schema_.columns, empty) if e]
-            raise ValueError(
-                f"features {names} have no observed value in X; a series imputer fills gaps from the values "
-                "around them, so pass data with some observed values of every feature (or drop those columns)"
-            )
+            warn(f"features {names} have no observed value in X (in at least one series): they are imputed from "
+                 "the other features alone, with intervals at least as wide as their spread in the training data")
         self._check_length(panel.shape[1])
         return panel
 
@@ -594,6 +601,7 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
             "schema": self.schema_.to_dict(),
             "scaler": self.scaler_.to_dict(),
             "domain": self.domain_.to_dict(),
+            "row_gaussian": self.row_gaussian_.to_dict(),
             "observed_range": [r.tolist() for r in self.observed_range_],
             "window": self.window_,
             "n_features": self.n_features_in_,
@@ -614,6 +622,9 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         self.schema_ = Schema.from_dict(metadata["schema"])
         self.scaler_ = FeatureScaler.from_dict(metadata["scaler"])
         self.domain_ = FeatureDomain.from_dict(metadata["domain"])
+        n_features = int(metadata["n_features"])  # files written before the row Gaussian: the marginal alone
+        marginal = {"mean": [0.0] * n_features, "covariance": np.eye(n_features).tolist()}
+        self.row_gaussian_ = RowGaussian.from_dict(metadata.get("row_gaussian", marginal))
         self.observed_range_ = tuple(np.asarray(r, dtype=np.float64) for r in metadata["observed_range"])
         self.window_ = int(metadata["window"])
         self.n_features_in_ = int(metadata["n_features"])
