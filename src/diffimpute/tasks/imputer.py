@@ -458,7 +458,7 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         n_samples = check_positive_int(self.n_samples if n_samples is None else n_samples, "n_samples")
         panel = self._check_data(X)
         samples, guess = self._impute_rows(panel, time_positions(X), n_samples, seed, 0, panel.shape[1],
-                                           (0, panel.shape[1]))
+                                           (0, panel.shape[1]), dead=np.isnan(panel).all(axis=1))
         if guess is not None:
             guess = from_panel(guess, X)
         return ImputationResult(samples=samples, missing=np.isnan(panel), data=X, guess=guess,
@@ -520,12 +520,15 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         return max(1, self.window_ // 2)
 
     def _impute_rows(self, panel: np.ndarray, positions: np.ndarray, n_samples: int, seed: int | None, offset: int,
-                     length: int, span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+                     length: int, span: tuple[int, int], dead: np.ndarray | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Draws ``(n_samples, series, stop - start, features)`` in original units for rows ``span``
         of series ``length`` rows long, of which ``panel (series, rows, features)`` holds rows
         ``[offset, offset + rows)``, and the filled guess ``(series, stop - start, features)`` (None
         without a guess). Only the windows ``stitch`` takes those rows from are drawn, each keyed by
-        (series, start in the whole series): the one code path of ``impute`` and ``impute_span``."""
+        (series, start in the whole series): the one code path of ``impute`` and ``impute_span``.
+        ``dead (series, features)``: features with no reading in the whole series, drawn from the
+        row Gaussian (``impute_span``'s callers refuse them, so a part is imputed as the whole is)."""
         rows = panel[:, span[0] - offset:span[1] - offset]
         missing = np.isnan(rows)
         samples = np.broadcast_to(rows, (n_samples, *rows.shape)).copy()
@@ -538,8 +541,7 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         draws, guesses = self._draw_windows(windows, n_samples, seed, row_ids=keys)
         n_series, n_rows = rows.shape[:2]
         stitched = stitch(draws, index, n_series, n_rows, span[0] - offset)
-        dead = np.isnan(panel).all(axis=1)  # (series, features): a sensor with no reading in the data given
-        if dead.any():
+        if dead is not None and dead.any():
             stitched = self.row_gaussian_.draw_dead(stitched, dead, self.seed_ if seed is None else seed)
         imputed = self.scaler_.inverse_transform(stitched)
         samples[:, missing] = self.domain_.apply(imputed)[:, missing]
