@@ -717,8 +717,6 @@ class ImDiffusionDetector(DiffusionEstimator):
         self.schema_ = Schema.from_dict(metadata["schema"])
         self.scaler_ = FeatureScaler.from_dict(metadata["scaler"])
         self.n_features_in_ = int(metadata["n_features"])
-        if self.schema_.kind == "frame":
-            self.feature_names_in_ = np.asarray(self.schema_.columns, dtype=object)
         sizes = metadata["sizes"]
         self.window_, self.stride_, self.n_segments_ = sizes["window"], sizes["stride"], tuple(sizes["n_segments"])
         self.history_ = TrainHistory(**metadata["history"])

@@ -642,8 +642,6 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         self.history_ = TrainHistory(**metadata["history"])
         if "prior_history" in metadata:
             self.prior_history_ = TrainHistory(**metadata["prior_history"])
-        if self.schema_.kind == "frame":
-            self.feature_names_in_ = np.asarray(self.schema_.columns, dtype=object)
         self.model_ = self._build_model()
 
     def save(self, path) -> None:
