@@ -156,6 +156,21 @@ def test_save_load_round_trip(detector: ImDiffusionDetector, test_frame: pd.Data
     np.testing.assert_array_equal(loaded.calibration_scores(), detector.calibration_scores())
 
 
+def test_saved_without_its_calibration_rows_it_scores_alike_but_holds_no_training_row(
+        detector: ImDiffusionDetector, test_frame: pd.DataFrame, tmp_path) -> None:
+    from diffimpute.engine.checkpoint import load_checkpoint
+
+    detector.save(tmp_path / "with.dif")
+    detector.save(tmp_path / "without.dif", include_data=False)
+    tensors, metadata = load_checkpoint(tmp_path / "without.dif")
+    assert metadata["user_data"] == [] and not any(name.startswith("calibration.") for name in tensors)
+    assert "calibration rows" in load_checkpoint(tmp_path / "with.dif")[1]["user_data"][0]
+    loaded = ImDiffusionDetector.load(tmp_path / "without.dif")
+    np.testing.assert_array_equal(loaded.anomaly_score(test_frame), detector.anomaly_score(test_frame))
+    with pytest.raises(ValueError, match="include_data=False"):
+        loaded.set_params(n_samples=detector.n_samples + 1).anomaly_score(test_frame)
+
+
 def test_seeded_fits_are_identical_and_seeds_differ(train: pd.DataFrame, test_frame: pd.DataFrame) -> None:
     quick = {**TINY, "max_epochs": 2}
     first = ImDiffusionDetector(**quick, random_state=3).fit(train).anomaly_score(test_frame)

@@ -15,6 +15,7 @@ from sklearn.exceptions import NotFittedError
 import diffimpute
 from diffimpute import ImageInpainter
 from diffimpute.cli.main import cli
+from diffimpute.engine.checkpoint import load_checkpoint
 from diffimpute.masking.image import random_pixels, square_holes
 from diffimpute.report.image_plots import plot_inpainting
 
@@ -72,6 +73,9 @@ def test_neighbour_guess_beats_mean_fill_on_holes_and_survives_save_load(digits,
     loaded = ImageInpainter.load(tmp_path / "neighbours.safetensors")
     assert int(loaded.model_.guess.k) == int(model.model_.guess.k)
     assert np.array_equal(loaded.impute(images, seed=2).samples, model.impute(images, seed=2).samples)
+    assert "training images" in load_checkpoint(tmp_path / "neighbours.safetensors")[1]["user_data"][0]
+    with pytest.raises(ValueError, match="donor images"):  # the guess cannot work without them
+        model.save(tmp_path / "without.safetensors", include_data=False)
 
 
 def test_observed_pixels_are_bit_identical_in_every_summary(fitted, gappy) -> None:
@@ -116,6 +120,7 @@ def test_save_load_round_trip(fitted, gappy, tmp_path) -> None:
     assert np.array_equal(loaded.impute(images, seed=1).samples, fitted.impute(images, seed=1).samples)
     assert isinstance(diffimpute.load(path), ImageInpainter)
     assert loaded.get_params() == fitted.get_params() and loaded.validation_ == fitted.validation_
+    assert load_checkpoint(path)[1]["user_data"] == []  # the harmonic guess keeps no training image
 
 
 def test_colour_images_and_grey_with_a_channel_axis(digits) -> None:

@@ -34,12 +34,15 @@ from diffimpute.io.files import TABLE_SUFFIXES, check_writable, write_table
 @click.option("--sampler", type=click.Choice(["ddpm", "ddim"]), default=None)
 @click.option("--steps", "sampling_steps", type=int, default=None, help="DDIM sampling steps.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="Also save the detector here.")
+@click.option("--no-data", "no_data", is_flag=True,
+              help="Save the detector without its calibration rows (a copy of TRAIN's last rows).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 @table_options
 def detect(train, test, output, label_col, plot_path, index_col, preset, window, stride, masks, score_kind, smoothing,
-           time_budget, max_epochs, threshold, sampler, sampling_steps, model_path, device, seed, quiet, table_format):
+           time_budget, max_epochs, threshold, sampler, sampling_steps, model_path, no_data, device, seed, quiet,
+           table_format):
     """Fit on TRAIN (mostly normal), write one anomaly score and 0/1 flag per row of TEST."""
     from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
 
@@ -76,7 +79,7 @@ def detect(train, test, output, label_col, plot_path, index_col, preset, window,
         cut = detector.fitted_threshold()
         write_table(pd.DataFrame({"anomaly_score": scores, "anomaly": flags}, index=test_frame.index), output)
         if model_path:
-            detector.save(model_path)
+            detector.save(model_path, include_data=not no_data)
         if plot_path:
             from diffimpute.report.anomaly_plots import plot_anomalies
 
