@@ -3,10 +3,13 @@ and parses that cannot be the file's table refused with the options that fix the
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from diffimpute.data.schema import to_panel
 from diffimpute.io.files import read_table
 
 SKAB = """datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure
@@ -41,6 +44,41 @@ def test_a_european_file_with_decimal_commas_reads_as_numbers(tmp_path, quote: s
     assert frame.index.equals(times)
 
 
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_quotes_of_either_kind_are_found_and_a_dated_series_stays_numbers(tmp_path, quote: str) -> None:
+    q = quote
+    text = f"{q}Datum{q};{q}Wert{q}\n{q}13.01.2020{q};{q}10,4{q}\n{q}14.01.2020{q};{q}-1,25{q}\n"
+    frame = read_table(_write(tmp_path, text))
+    assert frame["Wert"].tolist() == [10.4, -1.25]
+    assert frame.index.equals(pd.DatetimeIndex(["2020-01-13", "2020-01-14"], name="Datum"))
+
+
+@pytest.mark.parametrize("rows", [1, 2, 150])
+def test_a_semicolon_file_with_a_comma_in_its_header_splits_at_semicolons(tmp_path, rows: int) -> None:
+    # ',' also splits header and rows in two, alike: '01.01.2020;10' | '4'
+    days = pd.date_range("2020-01-01", periods=rows).strftime("%d.%m.%Y")
+    text = "Zeit;Wert (°C, Mittel)\n" + "".join(f"{day};10,{i % 10}\n" for i, day in enumerate(days))
+    frame = read_table(_write(tmp_path, text))
+    assert list(frame.columns) == ["Wert (°C, Mittel)"] and frame.iloc[:, 0].tolist()[:2] == [10.0, 10.1][:rows]
+    assert isinstance(frame.index, pd.DatetimeIndex)
+
+
+def test_a_column_of_numbers_with_a_few_placeholders_reads_as_numbers_with_a_warning(tmp_path) -> None:
+    text = "t;v;w\n1;10,4;x\n2;-;y\n3;11,1;2\n4;#DIV/0!;z\n5;12;\n6;13,5;w\n"
+    with pytest.warns(UserWarning, match=r"column 'v' .*2 of its 6 values are not \('-', '#DIV/0!'\): read as missing"):
+        frame = read_table(_write(tmp_path, text))
+    assert frame["v"].tolist() == pytest.approx([10.4, np.nan, 11.1, np.nan, 12, 13.5], nan_ok=True)
+    assert frame["w"].tolist() == ["x", "y", "2", "z", np.nan, "w"]  # mostly text: stays text
+
+
+def test_a_placeholder_far_down_a_long_file_does_not_leave_numbers_as_text(tmp_path) -> None:
+    rows = 300_000  # pandas parses in chunks: floats in the first, text in the one with '-'
+    text = "t;v\n" + "".join(f"{i};{i % 7},5\n" for i in range(rows)) + f"{rows};-\n"
+    with pytest.warns(UserWarning, match=r"1 of its 300001 values are not \('-'\)"):
+        frame = read_table(_write(tmp_path, text))
+    assert frame["v"].dtype == np.float64 and frame["v"].iloc[-2] == (rows - 1) % 7 + 0.5
+
+
 def test_a_tab_separated_file_reads_as_its_columns(tmp_path) -> None:
     frame = read_table(_write(tmp_path, "time\ta b\tc\n2024-01-01\t1.5\t2\n2024-01-02\t2.5\t3\n", "data.tsv"))
     assert list(frame.columns) == ["a b", "c"] and frame["a b"].tolist() == [1.5, 2.5]
@@ -51,8 +89,8 @@ def test_a_tab_separated_file_reads_as_its_columns(tmp_path) -> None:
     [
         ("a;b\n1,250;1\n2,500;2\n", {}, {"a": [1.25, 2.5], "b": [1, 2]}),  # sniffed: a decimal comma
         ("a;b\n1,250;1\n2,500;2\n", {"decimal": "."}, {"a": [1250, 2500], "b": [1, 2]}),  # thousands
-        ("x,y;z\n1,5;2\n3,5;4\n", {}, {"x": [1, 3], "y;z": ["5;2", "5;4"]}),  # both split it: ',' first
-        ("x,y;z\n1,5;2\n3,5;4\n", {"sep": ";", "decimal": ","}, {"x,y": [1.5, 3.5], "z": [2, 4]}),
+        ("x,y;z\n1,5;2\n3,5;4\n", {}, {"x,y": [1.5, 3.5], "z": [2, 4]}),  # ',' leaves ';' in fields
+        ("x,y;z\n1,5;2\n3,5;4\n", {"sep": ","}, {"x": [1, 3], "y;z": ["5;2", "5;4"]}),
         ("name;v\tw\nab;1\t2\n", {}, {"name": ["ab"], "v\tw": ["1\t2"]}),  # both split it: ';' before tab
         ("name;v\tw\nab;1\t2\n", {"sep": "tab"}, {"name;v": ["ab;1"], "w": [2]}),  # tab as typed on the CLI
     ],
@@ -109,3 +147,19 @@ def test_day_first_dates_read_in_their_order(tmp_path, stamps: list[str], dayfir
                                              expected: list[str]) -> None:
     path = _write(tmp_path, "time,a\n" + "".join(f"{stamp},{i}\n" for i, stamp in enumerate(stamps)))
     assert read_table(path, dayfirst=dayfirst).index.equals(pd.DatetimeIndex(expected, name="time"))
+
+
+def test_dates_that_read_either_way_are_day_first_when_only_that_is_in_time_order(tmp_path) -> None:
+    path = _write(tmp_path, "date,v\n12/01/2020,1\n01/02/2020,2\n02/02/2020,3\n")  # month first: Dec, Jan, Feb
+    with pytest.warns(UserWarning, match=r"day first \('12/01/2020' is 2020-01-12\).*--monthfirst"):
+        frame = read_table(path)
+    assert frame.index.equals(pd.DatetimeIndex(["2020-01-12", "2020-02-01", "2020-02-02"], name="date"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_table(path, dayfirst=False).index[0] == pd.Timestamp("2020-12-01")  # as told, quietly
+
+
+def test_dates_in_order_neither_way_are_refused_naming_dayfirst(tmp_path) -> None:
+    frame = read_table(_write(tmp_path, "date,v\n12/01/2020,1\n01/02/2020,2\n01/01/2020,3\n"))
+    with pytest.raises(ValueError, match=r"not sorted: .*--dayfirst or --monthfirst"):
+        to_panel(frame)

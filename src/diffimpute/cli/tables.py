@@ -21,7 +21,8 @@ _OPTIONS = [
                  help="CSV decimal mark [default: found from the file; , only under a ; tab or | separator]."),
     click.option("--dayfirst/--monthfirst", default=None,
                  help="Read dates such as 01/02/2024 day first or month first [default: day first when a day "
-                      "above 12, or dots (01.02.2024), shows it]."),
+                      "above 12, or dots (01.02.2024), shows it, or when only day first puts the rows in time "
+                      "order]."),
 ]
 
 

@@ -12,13 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import pandas as pd
 
 from diffimpute.io.dialect import Dialect, read_delimited, sniff_dialect
 
 _PARQUET = {".parquet", ".pq"}
 _CSV = {".csv", ".txt", ""}
-_DAY_MONTH = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2\d{2,4}(?!\d)")  # 31/01/2024, 01.02.24, 1-2-2024
+_DAY_MONTH = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{2,4})(?!\d)")  # 31/01/2024, 01.02.24, 1-2-2024
 
 
 def _umask() -> int:
@@ -153,7 +154,8 @@ def read_table(path: str | Path, index_col: str | None = None, *, sep: str | Non
     they are. With ``index_col`` that column becomes the index. Otherwise a first column that is
     not numeric and parses as dates becomes a DatetimeIndex, which the imputer uses as timestamps.
     Dates written ``31/01/2024`` are read day first when ``dayfirst`` is True, or, in a CSV file,
-    when it is None and a day above 12 (or dots, ``31.01.2024``) shows it.
+    when it is None and a day above 12 (or dots, ``31.01.2024``) shows it, or when only day first
+    puts the dates in time order (with a warning that says so). The rows keep the file's order.
     """
     path = Path(path)
     if not path.is_file():
@@ -196,7 +198,29 @@ def _day_first(values: pd.Series, dayfirst: bool | None) -> bool:
     first, second = parts[0].astype(int), parts[2].astype(int)
     if (first > 12).any() or (second > 12).any():
         return bool((first > 12).any())
-    return bool((parts[1] == ".").all())  # 01.02.2024 is day first wherever dots are used
+    if (parts[1] == ".").all():  # 01.02.2024 is day first wherever dots are used
+        return True
+    return _only_day_first_in_order(dates, first, second, parts[3].astype(int), values.name)
+
+
+def _only_day_first_in_order(dates: pd.Series, first: pd.Series, second: pd.Series, year: pd.Series,
+                             column: object) -> bool:
+    """For dates that read either way (no day above 12): month first, as pandas reads them, unless
+    only day first puts them in time order, as a series' rows are. ``dates`` are the distinct
+    dates in the order of the file, their fields ``first``/``second``/``year`` as written."""
+    year = year.where(year >= 100, year + np.where(year < 69, 2000, 1900))  # strptime's %y
+
+    def in_order(month: pd.Series, day: pd.Series) -> bool:
+        return bool((np.diff((year * 10_000 + month * 100 + day).to_numpy()) >= 0).all())
+
+    if in_order(first, second) or not in_order(second, first):
+        return False
+    example = _DAY_MONTH.match(dates.iloc[0]).group(0).strip()
+    warnings.warn(f"the dates of column {str(column)!r} are read day first ({example!r} is "
+                  f"{year.iloc[0]}-{second.iloc[0]:02d}-{first.iloc[0]:02d}): only so are they in time order; "
+                  f"pass --monthfirst (dayfirst=False in Python) to read them month first",
+                  UserWarning, stacklevel=4)
+    return True
 
 
 def _to_times(values: pd.Series | pd.Index, utc: bool, dayfirst: bool) -> pd.Series | pd.DatetimeIndex:
