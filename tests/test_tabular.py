@@ -185,11 +185,71 @@ def test_bad_tables_at_transform_are_clear_errors(fitted, table) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"guess": "kalman"}, "guess"), ({"denoiser": "unet"}, "denoiser"), ({"guess_ridge": 2.0}, "guess_ridge"),
-     ({"random_state": None}, "random_state"), ({"hidden": 0}, "hidden")],
+     ({"random_state": -1}, "random_state"), ({"hidden": 0}, "hidden")],
 )
 def test_bad_parameters_are_clear_errors(params, message) -> None:
     with pytest.raises(ValueError, match=message):
         TabularImputer(**{**TINY_TABLE, **params}).fit(mixed())
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_infinite_values_are_refused_at_fit_and_at_transform(fitted, table, value) -> None:
+    _, gappy, _ = table
+    bad = gappy.copy()
+    bad.loc[bad.index[3], "x"] = value
+    bad.loc[bad.index[5], "whole"] = value
+    message = r"infinite values in columns \['x', 'whole'\].*replace\(\[np.inf, -np.inf\], np.nan\)"
+    with pytest.raises(ValueError, match=message):
+        TabularImputer(**TINY_TABLE).fit(bad)
+    with pytest.raises(ValueError, match=message):
+        fitted.transform(bad)
+
+
+def test_columns_missing_from_the_whole_table_get_wide_intervals(fitted, table) -> None:
+    """A column observed at fit but not at all in the data imputed: its cells are read off the other
+    columns, and its draws spread at least as widely as the column did at fit."""
+    truth, gappy, _ = table
+    with pytest.warns(UserWarning, match=r"columns \['x', 'side'\] have no observed value in X"):
+        result = fitted.impute(gappy.assign(x=np.nan, side=None), n_samples=8)
+    median = result.median()
+    x = result.samples[:, :, 0]
+    assert (x.std(axis=0) >= 0.999 * gappy["x"].std(ddof=0)).all()
+    mean_error = np.abs(gappy["x"].mean() - truth["x"]).mean()
+    assert np.abs(median["x"] - truth["x"]).mean() < 0.5 * mean_error  # read off the other columns
+    assert set(median["side"]) <= {"up", "down"}
+    with pytest.raises(ValueError, match="X has no observed value"):
+        fitted.transform(pd.DataFrame({name: [None] * 4 for name in gappy}))
+
+
+def test_columns_of_large_numbers_are_not_decoded_as_levels(monkeypatch) -> None:
+    """Choosing between the model and its guess per column takes the most frequent draw of
+    categorical columns only: numeric columns near 10^6 and 10^9 once allocated a counter per
+    value up to theirs."""
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal(120)
+    frame = pd.DataFrame({"near_million": np.round(1_000_000 + 300 * z).clip(999_000, 1_001_000),
+                          "near_billion": np.round(1e9 + 1e6 * z),
+                          "side": np.where(z > 0, "up", "down")})
+    gappy, _ = with_holes(frame, 0.2, seed=6)
+    compared, guess_wins = [], TabularImputer._guess_wins
+
+    def counted(self, *cells):
+        compared.append(cells)
+        return guess_wins(self, *cells)
+
+    # whatever the tiny model learns, go on to compare it with its guess column by column
+    monkeypatch.setattr(TabularImputer, "_beats_guess", lambda self, held, device: True)
+    monkeypatch.setattr(TabularImputer, "_guess_wins", counted)
+    out = TabularImputer(**{**TINY_TABLE, "max_epochs": 2}).fit(gappy).transform(gappy)
+    assert compared and not out.isna().any().any()
+    assert out["near_million"].between(990_000, 1_010_000).all()
+
+
+def test_no_held_out_cells_turns_selection_and_calibration_off(table) -> None:
+    _, gappy, _ = table
+    imputer = TabularImputer(**{**TINY_TABLE, "max_epochs": 2, "validation_fraction": 0}).fit(gappy)
+    assert imputer.validation_ == {} and imputer.refines_
+    assert not imputer.transform(gappy).isna().any().any()
 
 
 def test_transformer_denoiser_runs_through_the_same_engine(table) -> None:

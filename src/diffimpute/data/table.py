@@ -4,7 +4,8 @@ Numeric columns (floats, integers) pass through as they are; categorical columns
 ``category``, ``object``/``str``, ``bool``) become one channel per level holding 0 or 1, missing
 together when the cell is missing (TabCSDI's one-hot encoding). Decoding takes, per draw, the
 level with the largest channel. Levels are those observed at ``fit``; a level first seen later
-is an error, not a silent guess, because it is an observed value the model cannot represent.
+is an error, not a silent guess, because it is an observed value the model cannot represent;
+so is an infinite number, which is neither a value nor a missing cell.
 """
 
 from __future__ import annotations
@@ -39,11 +40,29 @@ def _kind_of(name: str, column: pd.Series) -> ColumnKind:
 
 
 def most_frequent(codes: np.ndarray) -> np.ndarray:
-    """The most frequent level code along axis 0 (the draws) of non-negative codes; ties: the smaller."""
-    as_int = codes.astype(np.int64)
-    n_levels = int(as_int.max()) + 1 if as_int.size else 1
-    counts = np.stack([(as_int == k).sum(axis=0) for k in range(n_levels)], axis=0)
-    return counts.argmax(axis=0).astype(np.float64)
+    """The most frequent value along axis 0 (the draws); ties: the smaller. Runs of equal values
+    in the sorted draws are measured instead of counting per level, so memory and time depend on
+    the number of draws, never on how large the values are (a code is a level's index, but a
+    stray numeric value of 10^9 must not allocate 10^9 counters)."""
+    ordered = np.sort(np.asarray(codes, dtype=np.float64), axis=0)
+    steps = np.arange(len(ordered)).reshape(-1, *([1] * (ordered.ndim - 1)))
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    run_length = steps - np.maximum.accumulate(np.where(starts, steps, 0), axis=0) + 1
+    longest = run_length.argmax(axis=0)[None]  # the first longest run ends first: the smaller value
+    return np.take_along_axis(ordered, longest, axis=0)[0]
+
+
+def _check_finite(codes: np.ndarray, columns: tuple[ColumnSpec, ...]) -> None:
+    """An infinite cell is neither a value the model can learn or condition on nor a missing one:
+    refuse it, rather than let it turn every draw of its row into NaN."""
+    infinite = np.isinf(codes).any(axis=0)
+    if infinite.any():
+        names = [spec.name for spec, bad in zip(columns, infinite) if bad]
+        raise ValueError(
+            f"X has infinite values in columns {names}; replace them with NaN to impute them "
+            "(e.g. df.replace([np.inf, -np.inf], np.nan))"
+        )
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,7 @@ class TableEncoder:
                 )
             out[:, j] = np.nan
             out[present, j] = index
+        _check_finite(out, self.columns)
         return out
 
     def encode(self, codes: np.ndarray) -> np.ndarray:

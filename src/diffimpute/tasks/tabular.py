@@ -24,6 +24,7 @@ from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from diffimpute._validation import check_choice, check_positive_int
+from diffimpute._warnings import warn
 from diffimpute.data.batch import Windows
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
@@ -90,8 +91,11 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     max_cells_per_pass, device, random_state, verbose: as for ``DiffusionImputer``.
 
     Categorical columns may have at most ``data.table.MAX_LEVELS`` (64) levels; a level met at
-    ``transform`` that was not seen at ``fit`` is an error. A row with every cell missing is
-    imputed from the learned distribution alone (its draws are samples of a whole row).
+    ``transform`` that was not seen at ``fit`` is an error, and so is an infinite number (set it to
+    NaN to impute it). A row with every cell missing is imputed from the learned distribution alone
+    (its draws are samples of a whole row); a column with no observed value in the data imputed is
+    imputed from the other columns, with a warning and, if numeric, intervals at least as wide as
+    its spread at ``fit``; data with no observed value at all are an error.
 
     After ``fit``: ``history_``, ``validation_`` (on held-out cells: numeric MAE, CRPS and 90 %
     coverage in standardised units, MAE of the guess alone, categorical accuracy),
@@ -197,16 +201,18 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         """Numeric channels by MAE (the refiner's rule); a categorical column's channels together, by
         the accuracy of the most frequent level among the draws against the guess's level."""
         wins = super()._guess_wins(draws, guess, truth, target)
-        columns, channel_column = self.encoder_.columns, self.encoder_.channel_column
-        model_level = most_frequent(self._levels(draws))
-        guess_level, true_level = self._levels(guess), self._levels(truth)
-        hidden = target[:, self.encoder_.first_channel, 0]
-        for j, spec in enumerate(columns):
-            rows = hidden[:, j]
-            if spec.kind == "categorical" and rows.any():
-                model_right = (model_level[rows, j] == true_level[rows, j]).mean()
-                guess_right = (guess_level[rows, j] == true_level[rows, j]).mean()
-                wins[channel_column == j] = guess_right > model_right  # a tie on few cells keeps the model
+        categorical = np.flatnonzero(~self.encoder_.numeric)  # only levels have a most frequent one
+        model_level = most_frequent(self._levels(draws)[..., categorical])
+        guess_level = self._levels(guess)[..., categorical]
+        true_level = self._levels(truth)[..., categorical]
+        hidden = target[:, self.encoder_.first_channel[categorical], 0]
+        for k, j in enumerate(categorical):
+            rows = hidden[:, k]
+            if rows.any():
+                model_right = (model_level[rows, k] == true_level[rows, k]).mean()
+                guess_right = (guess_level[rows, k] == true_level[rows, k]).mean()
+                # a tie on few cells keeps the model
+                wins[self.encoder_.channel_column == j] = guess_right > model_right
         return wins
 
     def _levels(self, scaled: np.ndarray) -> np.ndarray:
@@ -242,6 +248,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         """
         started = time.perf_counter()
         self._check_params()
+        self._start_fit(X)
         plan = self._checkpointing(checkpoint, resume)
         frame = self._as_frame(X)
         self.encoder_ = TableEncoder.of(frame)
@@ -259,7 +266,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         self.observed_range_ = (np.nanmin(scaled, axis=0), np.nanmax(scaled, axis=0))
         device = resolve_device(self.device)
 
-        rng = np.random.default_rng(self.random_state)
+        rng = np.random.default_rng(self.seed_)
         held_columns = self._held_out_columns(codes, rng)
         held_channels = held_columns[:, self.encoder_.channel_column]
         train_rows = np.where(held_channels, np.nan, scaled)
@@ -270,7 +277,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             rows = torch.from_numpy(np.flatnonzero(held_columns.any(axis=1)))
             all_rows = self._windows(scaled)
             held = HeldOut(all_rows[rows], torch.from_numpy(held_channels)[rows].unsqueeze(-1))
-        self._train_refiner(train_windows, held, device, started, checkpoint=plan, resume=resume)
+        self._train_refiner(train_windows, held, device, checkpoint=plan, resume=resume)
         self._score_categories(held, device)
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -281,7 +288,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         guess = self.model_.guess
         if guess is None:
             return
-        order = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(self.random_state))
+        order = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(self.seed_))
         rows = train_windows[order[:_GUESS_ROWS]]
         guess.fit(rows.values[..., 0], rows.observed[..., 0])
         if self.guess_ridge is not None or held is None:
@@ -349,7 +356,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         categorical = ~self.encoder_.numeric
         if held is None or not categorical.any() or not self.validation_:
             return
-        generator = torch.Generator(device=device).manual_seed(self.random_state + 2)
+        generator = torch.Generator(device=device).manual_seed(self.seed_ + 2)
         out = self._draw(self.model_, held.windows, held.cond_mask, 8, None, generator, device)
         draws = self._levels(out.samples.numpy().astype(np.float64))
         truth = self._levels(held.windows.values.numpy())
@@ -371,18 +378,61 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         frame = self._as_frame(X)
         codes = self.encoder_.codes(frame)
         missing = np.isnan(codes)
+        dead = self._dead_columns(missing)
         samples = np.broadcast_to(codes, (n_samples, *codes.shape)).copy()
         guess = None
         if missing.any():
             scaled = self.scaler_.transform(self.encoder_.encode(codes))
             draws, guesses = self._draw_windows(self._windows(scaled), n_samples, seed, unit="row")
-            values = self.domain_.apply(self._levels(draws))
+            values = self.domain_.apply(self._levels(self._widen(draws, dead)))
             samples[:, missing] = values[:, missing]
             if guesses is not None:
                 filled = self._levels(guesses)
                 guess = self._like(np.where(missing, self.domain_.apply(filled), codes), X, frame)
         return TableImputationResult(samples=samples, missing=missing, data=X, encoder=self.encoder_, guess=guess,
                                      whole=self.domain_.integer & self.encoder_.numeric)
+
+    def _dead_columns(self, missing: np.ndarray) -> np.ndarray:
+        """``(columns,)`` True for the columns with no observed value in ``X`` (``missing``: its
+        missing cells, ``(rows, columns)``): they are imputed from the other columns, with a
+        warning; an ``X`` with no observed value at all is refused."""
+        if missing.all():
+            raise ValueError(
+                "X has no observed value; each row is imputed from its given cells (a row that is "
+                "entirely missing is fine among others), so pass data with some observed cells")
+        dead = missing.all(axis=0)
+        if dead.any():
+            names = [spec.name for spec, d in zip(self.encoder_.columns, dead) if d]
+            warn(f"columns {names} have no observed value in X; they are imputed from the other "
+                 "columns and what fit learned, with intervals at least as wide as each numeric "
+                 "column's spread at fit. Check that X is the kind of data the model was fitted on")
+        return dead
+
+    def _widen(self, draws: np.ndarray, dead: np.ndarray) -> np.ndarray:
+        """Draws ``(samples, rows, channels, 1)`` in scaled units, with the spread of each cell of a
+        ``dead`` numeric column stretched about its median to at least the column's spread at fit
+        (1 scaled unit).
+
+        Given the other columns, draws are narrower than the column's marginal; but a column missing
+        from the whole of X may have changed since fit, and no held-out cell calibrated that."""
+        columns = np.flatnonzero(dead & self.encoder_.numeric)
+        if not columns.size:
+            return draws
+        channels = self.encoder_.first_channel[columns]
+        low, high = self.observed_range_
+        spread = np.where(high[channels] > low[channels], 1.0, 0.0)  # constant at fit: stays so
+        block = draws[:, :, channels, 0]  # (samples, rows, dead columns)
+        median = np.median(block, axis=0)
+        std = block.std(axis=0)  # zero with a single draw: nothing to stretch
+        stretch = np.maximum(1.0, spread / np.where(std > 0, std, 1.0))
+        widened = median + (block - median) * stretch
+        bounds = self._value_range()
+        if bounds is not None:  # the sampler's clamp: the observed range and its margin
+            low_bound, high_bound = (bound.numpy()[channels, 0] for bound in bounds)
+            widened = np.clip(widened, low_bound, high_bound)
+        out = draws.copy()
+        out[:, :, channels, 0] = widened
+        return out
 
     def _like(self, codes: np.ndarray, X, frame: pd.DataFrame):
         filled = self.encoder_.to_frame(codes, frame)

@@ -1,0 +1,36 @@
+"""data.table: the most frequent level of draws, and the cells a table may not hold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diffimpute.data.table import TableEncoder, most_frequent
+
+
+def test_most_frequent_counts_levels_and_breaks_ties_towards_the_smaller() -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 5, size=(9, 40, 3)).astype(np.float64)  # (draws, rows, columns)
+    counts = np.stack([(codes == level).sum(axis=0) for level in range(5)])
+    assert np.array_equal(most_frequent(codes), counts.argmax(axis=0).astype(np.float64))
+    assert np.array_equal(most_frequent(np.array([[2.0], [0.0], [2.0], [0.0]])), [0.0])
+
+
+def test_most_frequent_does_not_grow_with_the_size_of_the_values() -> None:
+    """One counter per value up to the largest took 10^9 of them for a numeric column near 10^9."""
+    codes = np.array([[1e9, -2.0, 999_000.0], [7.0, -2.0, 1_001_000.0], [1e9, 3.0, 1_001_000.0]])
+    assert np.array_equal(most_frequent(codes), [1e9, -2.0, 1_001_000.0])
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_infinite_numbers_are_refused_with_the_columns_and_the_fix(value) -> None:
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1, 2, 3], "c": ["p", "q", "p"],
+                          "d": [0.5, 0.1, 0.2]})
+    encoder = TableEncoder.of(frame)
+    bad = frame.assign(d=[0.5, value, 0.2])
+    bad.loc[0, "a"] = value
+    message = r"infinite values in columns \['a', 'd'\].*replace\(\[np.inf, -np.inf\], np.nan\)"
+    with pytest.raises(ValueError, match=message):
+        encoder.codes(bad)
+    assert np.isnan(encoder.codes(bad.replace([np.inf, -np.inf], np.nan))[0, 0])
