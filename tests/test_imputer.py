@@ -164,3 +164,23 @@ def test_a_dead_sensor_is_imputed_from_the_other_features_with_honest_intervals(
     assert result.median()[["a", "b"]].equals(test[["a", "b"]])
     with pytest.raises(ValueError, match="no observed value at all"):
         model.impute(test * np.nan)
+
+
+def test_validation_figures_come_from_held_out_cells_that_did_not_choose_the_model(monkeypatch) -> None:
+    """Half of the held-out targets choose the checkpoint and the fallback, the other half are
+    reported: the choice never sees a reported cell, and ``validation_`` counts only those."""
+    from diffimpute.tasks import refiner
+
+    gappy, _ = with_gaps(structured(n_time=240, seed=0), 0.1, seed=1)
+    scored = []
+    original = refiner.GuessRefiner._validation_mae
+
+    def recording(self, model, held, device):
+        scored.append(held)
+        return original(self, model, held, device)
+
+    monkeypatch.setattr(refiner.GuessRefiner, "_validation_mae", recording)
+    model = DiffusionImputer(**{**TINY, "max_epochs": 2}).fit(gappy)
+    held = scored[0]
+    assert held.reported.any() and held.picked.any() and not (held.reported & held.picked).any()
+    assert model.validation_["cells"] == int((held.reported & held.target).sum())
