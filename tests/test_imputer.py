@@ -184,3 +184,17 @@ def test_validation_figures_come_from_held_out_cells_that_did_not_choose_the_mod
     held = scored[0]
     assert held.reported.any() and held.picked.any() and not (held.reported & held.picked).any()
     assert model.validation_["cells"] == int((held.reported & held.target).sum())
+
+
+@pytest.mark.parametrize("coverage, warns", [(0.64, True), (0.9, False), (0.99, True)])
+def test_held_out_coverage_outside_the_expected_range_warns(coverage: float, warns: bool) -> None:
+    import warnings
+
+    model = DiffusionImputer()
+    model.refines_ = True
+    reported = np.ones((4, 3, 20), dtype=bool)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model._report(reported, 0.5, {"crps_sample": 0.3, "coverage": coverage}, coverage, np.ones(reported.shape))
+    assert any("90 % intervals covered" in str(w.message) for w in caught) == warns
+    assert model.validation_["coverage90"] == coverage and model.validation_["cells"] == reported.sum()
