@@ -149,9 +149,9 @@ def read_table(path: str | Path, index_col: str | None = None, *, sep: str | Non
                decimal: str | None = None, dayfirst: bool | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file into a frame indexed by time.
 
-    A CSV file's separator and decimal mark are found from its first lines unless ``sep`` or
-    ``decimal`` are given (``diffimpute.io.dialect``): SKAB's ``;`` and European ``10,4`` read as
-    they are. With ``index_col`` that column becomes the index. Otherwise a first column that is
+    A CSV file's separator, quote character and decimal mark are found from its first lines unless
+    ``sep`` or ``decimal`` are given (``diffimpute.io.dialect``): SKAB's ``;`` and European ``10,4``
+    read as they are. With ``index_col`` that column becomes the index. Otherwise a first column that is
     not numeric and parses as dates becomes a DatetimeIndex, which the imputer uses as timestamps.
     Dates written ``31/01/2024`` are read day first when ``dayfirst`` is True, or, in a CSV file,
     when it is None and a day above 12 (or dots, ``31.01.2024``) shows it, or when only day first
