@@ -41,7 +41,7 @@ def _frame_to_panel(frame: pd.DataFrame, name: str) -> np.ndarray:
         )
     _check_index(frame.index, name)
     values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
-    _check_finite(values, name, [str(c) for c in frame.columns])
+    check_finite(values, name, [str(c) for c in frame.columns])
     return values[None]
 
 
@@ -59,11 +59,13 @@ def _array_to_panel(array: np.ndarray, name: str) -> np.ndarray:
     except (TypeError, ValueError) as error:
         raise NotNumericError(f"{name} holds values that are not numbers ({error}); convert them to float") from None
     values = values.reshape(array.shape)
-    _check_finite(values, name, [str(i) for i in range(array.shape[-1])])
+    check_finite(values, name, [str(i) for i in range(array.shape[-1])])
     return values if array.ndim == 3 else values[None]
 
 
-def _check_finite(values: np.ndarray, name: str, columns: list[str]) -> None:
+def check_finite(values: np.ndarray, name: str, columns: Sequence[str]) -> None:
+    """An infinite cell is neither a value to learn from nor a missing one: refuse it, naming the
+    columns, rather than let it turn every draw of its row into NaN."""
     infinite = np.isinf(values).reshape(-1, values.shape[-1]).any(axis=0)
     if infinite.any():
         bad = [c for c, flag in zip(columns, infinite) if flag]

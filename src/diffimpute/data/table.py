@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from pandas.api import types
 
+from diffimpute._validation import check_finite
+
 MAX_LEVELS = 64  # one-hot channels per categorical column; more is usually an identifier
 ColumnKind = Literal["numeric", "categorical"]
 
@@ -51,18 +53,6 @@ def most_frequent(codes: np.ndarray) -> np.ndarray:
     run_length = steps - np.maximum.accumulate(np.where(starts, steps, 0), axis=0) + 1
     longest = run_length.argmax(axis=0)[None]  # the first longest run ends first: the smaller value
     return np.take_along_axis(ordered, longest, axis=0)[0]
-
-
-def _check_finite(codes: np.ndarray, columns: tuple[ColumnSpec, ...]) -> None:
-    """An infinite cell is neither a value the model can learn or condition on nor a missing one:
-    refuse it, rather than let it turn every draw of its row into NaN."""
-    infinite = np.isinf(codes).any(axis=0)
-    if infinite.any():
-        names = [spec.name for spec, bad in zip(columns, infinite) if bad]
-        raise ValueError(
-            f"X has infinite values in columns {names}; replace them with NaN to impute them "
-            "(e.g. df.replace([np.inf, -np.inf], np.nan))"
-        )
 
 
 @dataclass(frozen=True)
@@ -166,7 +156,7 @@ class TableEncoder:
                 )
             out[:, j] = np.nan
             out[present, j] = index
-        _check_finite(out, self.columns)
+        check_finite(out, "X", [spec.name for spec in self.columns])
         return out
 
     def encode(self, codes: np.ndarray) -> np.ndarray:

@@ -254,9 +254,6 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         self.encoder_ = TableEncoder.of(frame)
         codes = self.encoder_.codes(frame)
         self._check_fit_data(codes)
-        self.n_features_in_ = frame.shape[1]
-        if isinstance(X, pd.DataFrame):
-            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.input_kind_ = "frame" if isinstance(X, pd.DataFrame) else "array"
         self.missing_rate_ = float(np.clip(np.isnan(codes).mean(), 0.05, 0.5))
         self.domain_ = FeatureDomain.of(codes, nonnegative=self.keep_nonnegative, integer=self.keep_integers)
@@ -461,8 +458,6 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         self.observed_range_ = tuple(np.asarray(r, dtype=np.float64) for r in metadata["observed_range"])
         self.input_kind_ = metadata["input_kind"]
         self.n_features_in_ = len(self.encoder_.columns)
-        if self.input_kind_ == "frame":
-            self.feature_names_in_ = np.asarray([spec.name for spec in self.encoder_.columns], dtype=object)
         self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
         self.refines_ = bool(metadata["refines"])
         self.guess_channels_ = np.asarray(metadata["guess_channels"], dtype=bool)
