@@ -76,17 +76,13 @@ def check_finite(values: np.ndarray, name: str, columns: Sequence[str]) -> None:
 
 
 def _check_index(index: pd.Index, name: str) -> None:
+    """Repeated labels of any kind (times are checked further by ``data.schema.check_time_index``)."""
     if not index.is_unique:
         dupes = index[index.duplicated()].unique()[:3].tolist()
         raise ValueError(
             f"{name} has duplicate index values (e.g. {dupes}); aggregate or drop duplicates first "
             "(e.g. df[~df.index.duplicated()])"
         )
-    if isinstance(index, pd.DatetimeIndex) and index.hasnans:
-        raise ValueError(f"{name} has missing timestamps (NaT) in its index; drop those rows")
-    ordered = isinstance(index, pd.DatetimeIndex) or is_numeric_dtype(index.dtype)
-    if ordered and not index.is_monotonic_increasing:
-        raise ValueError(f"{name}'s time index is not sorted; sort it first (df.sort_index())")
 
 
 def check_all_columns_observed(panel: np.ndarray, columns: Sequence[str], name: str = "X") -> None:
