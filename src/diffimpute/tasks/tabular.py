@@ -80,8 +80,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     prediction, diffusion_steps, schedule, beta_start, beta_end, sampler, sampling_steps,
         ddim_eta: as for ``DiffusionImputer``.
     max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay, time_budget:
-        training on the engine's loop; ``time_budget`` seconds (None: no limit) covers the
-        whole ``fit``.
+        training on the engine's loop; ``time_budget`` caps training seconds and warns when it
+        cuts training short (None: no limit).
     validation_fraction: share of observed cells held out for model selection, calibration and
         ``validation_`` (0 turns all three off); None (default): 10 %, raised to at most 20 % so that
         a small table still holds out about 400 cells (fewer make the intervals under-cover).
