@@ -2,7 +2,8 @@
 
 The same recipe as the time-series imputer (``tasks.refiner``), with a row as a window of
 length 1: a first guess of every cell from the given cells of its row (the conditional mean
-under a multivariate normal fitted by EM, ``nn.guess.GaussianGuess``), a diffusion model over the
+under a multivariate normal fitted by EM, ``nn.guess.GaussianGuess``, or per column, where they do
+better on held-out cells, gradient-boosted trees, ``nn.tree_guess``), a diffusion model over the
 residual from it (a residual MLP, ``nn.tabular``, or a transformer over columns), model selection
 and split-conformal calibration on held-out observed cells. Categorical columns are one-hot
 channels (``data.table``); a categorical cell's draws are levels, so the result gives the most
@@ -34,15 +35,18 @@ from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
 from diffimpute.engine.trainer import TrainHistory
 from diffimpute.nn.csdi import CSDIDenoiser
-from diffimpute.nn.guess import GaussianGuess, TableGuessKind
+from diffimpute.nn.guess import GaussianGuess
 from diffimpute.nn.tabular import TabularDenoiser
+from diffimpute.nn.tree_guess import ColumnChoiceGuess, TreeGuess
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.refiner import GuessRefiner, HeldOut
 from diffimpute.tasks.result import TableImputationResult
 
 DenoiserKind = Literal["mlp", "transformer"]
+TabularGuessKind = Literal["gaussian", "auto", "none"]
 _MIN_ROWS = 8  # fewer rows cannot both train a model and hold out cells to check it
 _GUESS_ROWS = 2048  # rows the Gaussian guess is fitted on (its cost grows as rows x channels^3)
+_TREE_ROWS = 4096  # rows the tree guess is fitted on (twice: as they are and thinned)
 _HELD_OUT_CELLS, _MIN_AUTO_HELD_OUT, _MAX_AUTO_HELD_OUT = 400, 0.1, 0.2  # the automatic validation_fraction
 _SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
 
@@ -70,8 +74,11 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     Parameters
     ----------
     guess: ``"gaussian"`` (default: each cell's conditional mean given the other cells of its row
-        under a multivariate normal fitted by EM) or ``"none"`` (the model learns from the
-        column means up, as TabCSDI).
+        under a multivariate normal fitted by EM), ``"auto"`` (per column, that or gradient-boosted
+        trees on the row's given cells, ``nn.tree_guess``, whichever has the lower MAE on held-out
+        cells; needs ``validation_fraction`` > 0; not the default: trees guess their own training
+        rows better than new ones, so the model learns too small a residual to refine them much)
+        or ``"none"`` (the model learns from the column means up, as TabCSDI).
     guess_ridge: shrinkage of the Gaussian guess's covariance towards its diagonal (0-1); None
         (default) picks it from a few values by MAE on the held-out cells.
     denoiser: ``"mlp"`` (a residual MLP over the whole row, default) or ``"transformer"`` (CSDI's
@@ -110,7 +117,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     def __init__(
         self,
         *,
-        guess: TableGuessKind = "gaussian",
+        guess: TabularGuessKind = "gaussian",
         guess_ridge: float | None = None,
         denoiser: DenoiserKind = "mlp",
         hidden: int = 128,
@@ -181,7 +188,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     # ------------------------------------------------------------------ parameter checks
     def _check_params(self) -> None:
         self._check_refiner_params()
-        check_choice(self.guess, get_args(TableGuessKind), "guess")
+        check_choice(self.guess, get_args(TabularGuessKind), "guess")
         check_choice(self.denoiser, get_args(DenoiserKind), "denoiser")
         check_positive_int(self.hidden, "hidden")
         if self.guess_ridge is not None and not 0 <= self.guess_ridge <= 1:
@@ -231,7 +238,9 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         return self._training_targets(observed, generator, rate=self.missing_rate_)
 
     def _build_model(self, prior=None) -> torch.nn.Module:
-        guess = GaussianGuess(self._n_channels()) if self.guess == "gaussian" else None
+        guess = None if self.guess == "none" else GaussianGuess(self._n_channels())
+        if self.guess == "auto":
+            guess = ColumnChoiceGuess(guess, TreeGuess(self._n_channels()))
         if self.denoiser == "transformer":
             return CSDIDenoiser(n_features=self._n_channels(), channels=self.channels, n_layers=self.n_layers,
                                 n_heads=self.n_heads, dropout=self.dropout, guess=guess)
@@ -280,23 +289,43 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         return self
 
     def _fit_guess(self, train_windows: Windows, held: HeldOut | None) -> None:
-        """Fit the Gaussian guess by EM on training cells, then take the shrinkage with the lowest MAE
-        on the held-out cells (or ``guess_ridge`` when given)."""
-        guess = self.model_.guess
-        if guess is None:
+        """Fit the Gaussian guess by EM on training cells and take the shrinkage with the lowest MAE
+        on the held-out cells (or ``guess_ridge`` when given); with ``guess="auto"`` also fit the tree
+        guess and keep it in the columns where it beats the Gaussian one on those cells."""
+        if self.model_.guess is None:
             return
+        choice = self.model_.guess if self.guess == "auto" else None
+        gaussian = self.model_.guess if choice is None else choice.gaussian
         order = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(self.seed_))
         rows = train_windows[order[:_GUESS_ROWS]]
-        guess.fit(rows.values[..., 0], rows.observed[..., 0])
+        gaussian.fit(rows.values[..., 0], rows.observed[..., 0])
         if self.guess_ridge is not None or held is None:
-            guess.shrinkage.fill_(0.1 if self.guess_ridge is None else self.guess_ridge)
-            return
-        errors = {}
-        for amount in _SHRINKAGES:
-            guess.shrinkage.fill_(amount)
-            estimate = guess(held.windows.values, held.cond_mask, held.windows.positions)
-            errors[amount] = float((estimate - held.windows.values).abs()[held.target].mean())
-        guess.shrinkage.fill_(min(errors, key=errors.get))
+            gaussian.shrinkage.fill_(0.1 if self.guess_ridge is None else self.guess_ridge)
+        else:
+            errors = {}
+            for amount in _SHRINKAGES:
+                gaussian.shrinkage.fill_(amount)
+                estimate = gaussian(held.windows.values, held.cond_mask, held.windows.positions)
+                errors[amount] = float((estimate - held.windows.values).abs()[held.target].mean())
+            gaussian.shrinkage.fill_(min(errors, key=errors.get))
+        if choice is None or held is None:
+            return  # nothing to choose the trees by: the Gaussian guess everywhere
+        rows = train_windows[order[:_TREE_ROWS]]
+        choice.trees.fit(rows.values[..., 0], rows.observed[..., 0], self.encoder_.channel_column,
+                         self.missing_rate_, self.seed_)
+        columns = self.encoder_.channel_column
+        n_columns = len(self.encoder_.columns)
+        by_column = [np.bincount(columns, weights=self._held_error(guess, held), minlength=n_columns)
+                     for guess in (gaussian, choice.trees)]
+        choice.use_trees.copy_(torch.from_numpy((by_column[1] < by_column[0])[columns]))
+
+    @staticmethod
+    @torch.no_grad()
+    def _held_error(guess: torch.nn.Module, held: HeldOut) -> np.ndarray:
+        """``(channels,)`` summed absolute error of ``guess`` at the held-out cells that choices may
+        use (``picked``: not the ones ``validation_`` reports)."""
+        error = (guess(held.windows.values, held.cond_mask, held.windows.positions) - held.windows.values).abs()
+        return (error * held.picked).sum(dim=(0, 2)).double().numpy()
 
     def _check_fit_data(self, codes: np.ndarray) -> None:
         if len(codes) < _MIN_ROWS:
