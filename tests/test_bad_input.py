@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from diffimpute import DiffusionImputer, load
+from diffimpute.engine.trainer import train
 from diffimpute.io.files import atomic_write_bytes
 from tests.conftest import TINY
 
@@ -68,13 +70,21 @@ def test_unknown_options_name_the_valid_set(frame: pd.DataFrame) -> None:
         DiffusionImputer(**{**TINY, "guess": "spline"}).fit(frame)
 
 
-def test_bad_parameters_fail_at_fit_before_any_training(frame: pd.DataFrame, monkeypatch) -> None:
-    import diffimpute.tasks.imputer as imputer_module
+def forbid_training(monkeypatch, message: str) -> None:
+    """Make the engine's ``train`` fail, under every name a diffimpute module imported it as
+    (the imputer trains through ``tasks.refiner``, its prior through ``tasks.imputer``)."""
 
     def no_training(*args, **kwargs):
-        raise AssertionError("training started before the parameters were checked")
+        raise AssertionError(message)
 
-    monkeypatch.setattr(imputer_module, "train", no_training)
+    users = [m for name, m in sys.modules.items() if name.startswith("diffimpute.") and getattr(m, "train", None) is train]
+    assert any(m.__name__ == "diffimpute.tasks.refiner" for m in users)
+    for module in users:
+        monkeypatch.setattr(module, "train", no_training)
+
+
+def test_bad_parameters_fail_at_fit_before_any_training(frame: pd.DataFrame, monkeypatch) -> None:
+    forbid_training(monkeypatch, "training started before the parameters were checked")
     for bad, message in [({"time_budget": 0}, "time_budget must be a positive"),
                          ({"channels": 10, "n_heads": 4}, "multiple of n_heads"),
                          ({"validation_fraction": 1.5}, "validation_fraction"),

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from diffimpute import DiffusionImputer
 from diffimpute.cli.main import cli
+from diffimpute.tasks.evaluate import PROBABILISTIC_METHODS, method_label
 from tests.conftest import structured, with_gaps
+from tests.test_bad_input import forbid_training
 
 TINY_FLAGS = ["--window", "16", "--epochs", "2", "--channels", "8", "--layers", "1", "--sampler", "ddim", "--steps", "3"]
 
@@ -57,9 +62,9 @@ def test_evaluate_prints_and_saves_one_row_per_method(csv: str, tmp_path) -> Non
     assert result.exit_code == 0, result.output
     assert "coverage_90%" in result.output
     rows = json.loads(report.read_text())
-    assert [row["method"] for row in rows] == ["diffusion", "lssdm", "mean", "linear"]
+    assert [row["method"].split(" (")[0] for row in rows] == ["diffusion", "lssdm", "mean", "linear"]
     assert all(row["mae"] > 0 for row in rows)
-    by_method = {row["method"]: row for row in rows}
+    by_method = {row["method"].split(" (")[0]: row for row in rows}
     assert by_method["linear"]["mae"] < by_method["mean"]["mae"]  # structured data: interpolation wins
 
 
@@ -98,12 +103,38 @@ def test_impute_reads_a_semicolon_file_with_decimal_commas_and_says_so_once(tmp_
     assert wrong.exit_code == 2 and "--sep" in wrong.output and "Traceback" not in wrong.output
 
 
-def test_demo_writes_its_files(tmp_path) -> None:
+def test_demo_writes_its_files_and_names_models_that_fell_back(tmp_path, monkeypatch) -> None:
+    refines = []
+    fit = DiffusionImputer.fit
+
+    def recording(self, *args, **kwargs):
+        fitted = fit(self, *args, **kwargs)
+        refines.append(fitted.refines_)
+        return fitted
+
+    monkeypatch.setattr(DiffusionImputer, "fit", recording)
     out = tmp_path / "demo"
     result = _run("demo", "--out", str(out), "--max-steps", "2", "--n-samples", "2", "--quiet")
     assert result.exit_code == 0, result.output
-    assert all(name in result.output for name in ("diffusion", "lssdm", "linear", "mice"))
     assert {p.name for p in out.iterdir()} == {"scores.csv", "imputed.csv", "imputation.png", "comparison.png"}
+    names = [method_label(m, r) for m, r in zip(["diffusion", "zero-shot", "lssdm"], refines, strict=True)]
+    names += ["mean", "linear", "knn", "mice"]
+    assert pd.read_csv(out / "scores.csv")["method"].tolist() == names
+    printed = [re.match(r"(.+?)\s+[-\d]", line)[1] for line in result.output.splitlines()[-len(names):]]
+    assert printed == names
+
+
+def test_evaluate_names_a_model_that_fell_back_to_its_guess(csv: str, tmp_path, monkeypatch) -> None:
+    """Untrained (no steps from random weights) with x0 prediction, the model is exactly its guess,
+    so it cannot beat it and imputes the guess."""
+    monkeypatch.setitem(PROBABILISTIC_METHODS, "diffusion", {**PROBABILISTIC_METHODS["diffusion"], "prediction": "x0"})
+    report = tmp_path / "scores.json"
+    result = _run("evaluate", csv, "--methods", "diffusion,linear", "--pretrained", "none", "--max-steps", "0",
+                  "--n-samples", "4", "-o", str(report), "--quiet", *TINY_FLAGS)
+    assert result.exit_code == 0, result.output
+    label = "diffusion (fell back to its guess)"
+    assert [row["method"] for row in json.loads(report.read_text())] == [label, "linear"]
+    assert f"\n{label} " in result.output
 
 
 @pytest.mark.parametrize(
@@ -130,6 +161,47 @@ def test_threads_option_sets_torch_threads(csv: str) -> None:
         result = _run("--threads", "1", "evaluate", csv, "--methods", "mean", "--quiet")
         assert result.exit_code == 0, result.output
         assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_quiet_dask_imputation_prints_no_dask_info_lines(csv: str, tmp_path) -> None:
+    """Under the CLI's INFO logging, distributed reports every worker's start and stop: --quiet
+    leaves only its warnings and errors."""
+    pytest.importorskip("distributed")
+    model = str(tmp_path / "model.safetensors")
+    assert _run("fit", csv, "-o", model, "--quiet", "--pretrained", "none", *TINY_FLAGS).exit_code == 0
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    distributed_logger = logging.getLogger("distributed")
+    distributed_logger.addHandler(handler)
+    try:
+        result = _run("impute", model, csv, "-o", str(tmp_path / "out"), "--dask", "local", "--index-col", "time",
+                      "--n-samples", "2", "--quiet")
+    finally:
+        distributed_logger.removeHandler(handler)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out").iterdir())) >= 1
+    assert [r.getMessage() for r in records if r.levelno < logging.WARNING] == []
+
+
+def test_default_threads_do_not_follow_the_machine_load(csv: str, monkeypatch) -> None:
+    """The same command uses the same number of threads (and so gives the same draws) however busy
+    the machine is: PyTorch's default, capped by the cores the process may use."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (16.0, 16.0, 16.0), raising=False)
+    try:
+        for default, expected in ((2, 2), (8, 2), (1, 1)):
+            torch.set_num_threads(default)
+            result = _run("evaluate", csv, "--methods", "mean", "--quiet")
+            assert result.exit_code == 0, result.output
+            assert torch.get_num_threads() == expected
     finally:
         torch.set_num_threads(before)
 
@@ -163,12 +235,7 @@ def test_detect_scores_flags_evaluates_and_saves(tmp_path) -> None:
 
 
 def test_impossible_output_paths_fail_before_any_training(csv: str, tmp_path, monkeypatch) -> None:
-    from diffimpute.tasks import imputer
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("training started before the output path was checked")
-
-    monkeypatch.setattr(imputer, "train", no_training)
+    forbid_training(monkeypatch, "training started before the output path was checked")
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     for args in (["fit", csv, "-o", str(blocker / "model.safetensors")],

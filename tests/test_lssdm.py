@@ -3,16 +3,22 @@ sees training targets, both stages survive save/load, any shape works, seeds rep
 
 from __future__ import annotations
 
+import io
+import logging
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from diffimpute import DiffusionImputer, LatentDiffusionImputer
+from diffimpute._progress import _LoggedStage
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.guess import LatentGuess, interpolate_gaps
 from diffimpute.nn.latent_prior import LatentPrior
 from tests.conftest import TINY, structured, with_gaps
+from tests.test_refinement import condition_in_training
 
 FAST = {**TINY, "guess": "latent", "max_epochs": 10, "prior_epochs": 40, "prior_hidden": 32}
 
@@ -54,16 +60,20 @@ def test_latent_guess_beats_mean_imputation_on_structured_data(model: DiffusionI
     assert np.abs(guess - truth)[hidden].mean() < 0.5 * mean_error
 
 
-def test_latent_guess_never_sees_values_outside_the_conditioning_cells() -> None:
+def test_latent_guess_never_sees_target_values(monkeypatch) -> None:
+    """Two training batches that differ only in the values of their target cells get the same
+    prior estimate and the same conditioning."""
     torch.manual_seed(0)
     denoiser = CSDIDenoiser(3, channels=8, n_layers=1, n_heads=2, guess=LatentGuess(LatentPrior(3, 2, hidden=8)))
     values = torch.randn(2, 3, 10)
-    cond = torch.rand(2, 3, 10) < 0.5
-    positions = torch.arange(10.0).expand(2, 10)
-    changed = torch.where(cond, values, values + 100.0)
-    a = denoiser.condition((values * cond).unsqueeze(1), cond, positions)
-    b = denoiser.condition((changed * cond).unsqueeze(1), cond, positions)
+    observed = torch.rand(2, 3, 10) < 0.9
+    target = observed & (torch.rand(2, 3, 10) < 0.4)
+    changed = torch.where(target, values + 100.0, values)
+    a = condition_in_training(denoiser, values, observed, target, monkeypatch)
+    b = condition_in_training(denoiser, changed, observed, target, monkeypatch)
+    assert target.any() and torch.equal(values != changed, target)
     assert torch.equal(a.guess, b.guess) and torch.equal(a.input_bias, b.input_bias)
+    assert all(torch.equal(x, y) for x, y in zip(a.side, b.side))
 
 
 def test_observed_cells_are_bit_identical_in_samples_median_and_guess(model: DiffusionImputer) -> None:
@@ -151,3 +161,26 @@ def test_feature_graph_options_and_bad_parameters(frame: pd.DataFrame, tmp_path)
         DiffusionImputer(**{**params, "guess": "joint"}).fit(frame)
     with pytest.raises(ValueError, match="prior_kernel must be odd"):
         DiffusionImputer(**params, prior_kernel=4).fit(frame)
+
+
+def test_progress_names_no_validation_figure_where_there_is_none(frame: pd.DataFrame, monkeypatch, caplog) -> None:
+    """The prior trains without held-out cells: its progress shows no "best nan" or "val nan";
+    the refiner's, checked on held-out cells, shows its figures."""
+    shown: list[tuple[str, dict]] = []
+    original = _LoggedStage.set_postfix
+
+    def recording(self, **values) -> None:
+        shown.append((self.desc, values))
+        original(self, **values)
+
+    monkeypatch.setattr(_LoggedStage, "set_postfix", recording)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal: one log line per stage, as in CI
+    params = {**FAST, "max_epochs": 2, "prior_epochs": 2, "prior_hidden": 8, "verbose": True}
+    with caplog.at_level(logging.INFO, logger="diffimpute"):
+        DiffusionImputer(**params).fit(frame)
+    assert {desc for desc, _ in shown} == {"training prior", "training"}
+    assert all("nan" not in value for _, values in shown for value in values.values())
+    assert not any("best" in values or "val" in values for desc, values in shown if desc == "training prior")
+    assert shown[-1] == ("training", {"stopped": "max_epochs", "best": shown[-1][1]["best"]})
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("training")]
+    assert len(lines) == 2 and "nan" not in " ".join(lines)

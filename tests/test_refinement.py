@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 import torch
 
+import diffimpute.engine.denoising as denoising
 import diffimpute.engine.trainer as trainer
 from diffimpute import DiffusionImputer, ImDiffusionDetector
+from diffimpute.data.batch import Windows
+from diffimpute.diffusion.schedules import NoiseSchedule
 from diffimpute.engine.calibration import (
     conformal_quantile,
     gap_bins,
@@ -23,7 +26,10 @@ from diffimpute.engine.calibration import (
     residual_quantiles,
 )
 from diffimpute.nn.csdi import CSDIDenoiser
+from diffimpute.nn.denoiser import Condition
 from diffimpute.nn.guess import InterpolationGuess
+from diffimpute.report.quality import quality_report
+from diffimpute.tasks.evaluate import evaluate_methods, labelled
 from tests.conftest import TINY, structured, with_gaps
 
 
@@ -43,16 +49,39 @@ def test_an_untrained_model_imputes_exactly_its_guess(frame: pd.DataFrame, predi
     np.testing.assert_allclose(result.guess.to_numpy(), expected.to_numpy(), atol=1e-5)
 
 
-def test_the_guess_never_sees_target_values() -> None:
+def condition_in_training(denoiser, values: torch.Tensor, observed: torch.Tensor, target: torch.Tensor,
+                          monkeypatch) -> Condition:
+    """What the training loss conditions ``denoiser`` on when it learns to predict the ``target``
+    cells of windows of ``values`` (all ``(batch, features, length)``), the other observed cells given."""
+    seen: list[Condition] = []
+    original = denoising.condition_of
+
+    def recording(*args, **kwargs) -> Condition:
+        seen.append(original(*args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(denoising, "condition_of", recording)
+    positions = torch.arange(values.shape[-1], dtype=torch.float32).expand(len(values), -1)
+    windows = Windows(values=values * observed, observed=observed, positions=positions)
+    denoising.denoising_loss(denoiser, NoiseSchedule(20), windows, observed & ~target, target,
+                             torch.Generator().manual_seed(0), "v")
+    return seen[-1]
+
+
+def test_the_guess_never_sees_target_values(monkeypatch) -> None:
+    """Two training batches that differ only in the values of their target cells get the same
+    guess and the same conditioning."""
     torch.manual_seed(0)
     denoiser = CSDIDenoiser(3, channels=8, n_layers=1, n_heads=2, guess=InterpolationGuess())
     values = torch.randn(4, 3, 12)
-    cond = torch.rand(4, 3, 12) < 0.5
-    positions = torch.arange(12.0).expand(4, 12)
-    changed = torch.where(cond, values, values * 7.0 + 3.0)  # new truths at every target cell
-    a = denoiser.condition((values * cond).unsqueeze(1), cond, positions)
-    b = denoiser.condition((changed * cond).unsqueeze(1), cond, positions)
+    observed = torch.rand(4, 3, 12) < 0.9
+    target = observed & (torch.rand(4, 3, 12) < 0.4)
+    changed = torch.where(target, values * 7.0 + 3.0, values)  # new truths at every target cell, and only there
+    a = condition_in_training(denoiser, values, observed, target, monkeypatch)
+    b = condition_in_training(denoiser, changed, observed, target, monkeypatch)
+    assert target.any() and torch.equal(values != changed, target)
     assert torch.equal(a.guess, b.guess) and torch.equal(a.input_bias, b.input_bias)
+    assert all(torch.equal(x, y) for x, y in zip(a.side, b.side))
 
 
 def test_ninety_percent_intervals_cover_85_to_95_percent_of_hidden_cells() -> None:
@@ -171,3 +200,38 @@ def test_training_beats_the_guess_where_features_explain_each_other() -> None:
     model_error = np.abs(result.median() - truth)[hidden].mean()
     guess_error = np.abs(result.guess - truth)[hidden].mean()
     assert imputer.refines_ and model_error < 0.7 * guess_error, (model_error, guess_error)
+
+
+# ------------------------------------------------------------------ naming a model that fell back
+
+# Untrained, x0 prediction *is* the guess (see the first test): such a model cannot beat its guess.
+FALLS_BACK = {**TINY, "max_epochs": 1, "learning_rate": 0.0, "prediction": "x0"}
+
+
+@pytest.mark.filterwarnings("ignore:the diffusion model did not beat")
+def test_evaluation_names_a_model_that_fell_back_to_its_guess(frame: pd.DataFrame) -> None:
+    table, outputs = evaluate_methods(frame, "mcar:0.2", ["diffusion", "linear"], n_samples=4,
+                                      diffusion_params=FALLS_BACK)
+    assert list(table.index) == list(outputs) == ["diffusion", "linear"]  # the keys of the outputs
+    assert table.loc["diffusion", "refines"] is np.False_ and pd.isna(table.loc["linear", "refines"])
+    shown = labelled(table)
+    assert list(shown.index) == ["diffusion (fell back to its guess)", "linear"] and "refines" not in shown
+    refined = table.assign(refines=pd.array([True, pd.NA], dtype="boolean"))
+    assert list(labelled(refined).index) == ["diffusion", "linear"]
+
+
+@pytest.mark.filterwarnings("ignore:the diffusion model did not beat")
+def test_the_report_never_names_a_model_that_fell_back_as_diffusion_winning(frame: pd.DataFrame) -> None:
+    gappy = frame.copy()
+    gappy.iloc[100:104, 0] = gappy.iloc[150:153, 1] = np.nan  # gaps of a few rows, as the report's mask copies
+    report = quality_report(gappy, methods=("diffusion", "linear"), time_budget=None, n_samples=4, target="c",
+                            diffusion_params=FALLS_BACK, progress=False)
+    label = "diffusion (fell back to its guess)"
+    assert report.scores.loc["diffusion", "refines"] is np.False_ and report.imputer_refines is False
+    assert any(line.startswith("The diffusion imputer fell back to its guess") for line in report.summary)
+    best = next(line for line in report.summary if line.startswith("Best method by column"))
+    assert "diffusion for" not in best and (label in best or "diffusion" not in best)
+    html = report.to_html()
+    assert f"<th>{label}</th>" in html and "<th>diffusion-imputed (fell back to its guess)</th>" in html
+    assert f"mae_{label}" in html and f"imputed medians of {label}" in html
+    assert "<th>diffusion</th>" not in html and "<th>diffusion-imputed</th>" not in html

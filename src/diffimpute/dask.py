@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -340,11 +341,12 @@ def local_cluster(n_workers: int | None = None):
 
 
 @contextmanager
-def scheduler(name: str) -> Iterator[None]:
+def scheduler(name: str, quiet: bool = False) -> Iterator[None]:
     """Run the block's Dask work on ``name``: ``"local"`` starts a ``LocalCluster`` (one
     single-threaded worker process per core) and closes it after; an address such as
     ``"tcp://host:8786"`` connects to a running scheduler; ``"threads"`` or ``"sync"`` use a local
-    scheduler of dask's in this process."""
+    scheduler of dask's in this process. ``quiet``: distributed logs only warnings and errors
+    meanwhile (under an INFO root logger, as the CLI sets, it reports every worker's start and stop)."""
     import dask
 
     if name in _LOCAL_SCHEDULERS:
@@ -353,15 +355,29 @@ def scheduler(name: str) -> Iterator[None]:
         return
     from distributed import Client
 
-    if name == "local":
-        with local_cluster():
-            yield
-        return
-    if "://" not in name:
+    if name != "local" and "://" not in name:
         raise ValueError(f"scheduler must be 'local', a scheduler address such as tcp://host:8786, or one of "
                          f"{_LOCAL_SCHEDULERS}, got {name!r}")
-    with Client(name):
+    with _distributed_logs(logging.WARNING if quiet else None):
+        if name == "local":
+            with local_cluster():
+                yield
+        else:
+            with Client(name):
+                yield
+
+
+@contextmanager
+def _distributed_logs(level: int | None) -> Iterator[None]:
+    """distributed's loggers at no lower than ``level`` for the block (None: as they are)."""
+    logger = logging.getLogger("distributed")
+    before = logger.level
+    if level is not None:
+        logger.setLevel(max(level, logger.getEffectiveLevel()))
+    try:
         yield
+    finally:
+        logger.setLevel(before)
 
 
 def read_dask(path: str | Path, index_col: str | None = None, series: str | None = None, *,

@@ -97,17 +97,18 @@ def _parse_quantiles(text: str | None) -> list[float]:
     return levels
 
 
-def _free_cores() -> int:
-    """CPU cores not already busy: small models slow down badly when threads wait for a busy core."""
+def _default_threads(torch_default: int) -> int:
+    """PyTorch's default thread count, at most the cores this process may run on. Never the
+    machine's load: the thread count changes how sums are split, so the same command must use the
+    same count on every run to give the same draws."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    busy = round(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, cores - busy)
+    return max(1, min(torch_default, cores))
 
 
 @click.group()
 @click.version_option(package_name="diffimpute")
 @click.option("--threads", type=int, default=None,
-              help="CPU threads for PyTorch (default: the cores that are not already busy).")
+              help="CPU threads for PyTorch (default: PyTorch's, at most the cores this process may use).")
 def cli(threads: int | None) -> None:
     """Fill missing values in time series and tables with diffusion models, with uncertainty."""
     import torch
@@ -115,7 +116,7 @@ def cli(threads: int | None) -> None:
     # Off a terminal, progress comes as one INFO line per stage (diffimpute._progress).
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
-    torch.set_num_threads(threads if threads is not None else min(torch.get_num_threads(), _free_cores()))
+    torch.set_num_threads(threads if threads is not None else _default_threads(torch.get_num_threads()))
 
 
 _KIND_OPTION = click.option(
@@ -193,6 +194,7 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
     from diffimpute.engine import distributed
     from diffimpute.engine.checkpoint import Checkpointing
     from diffimpute.tasks.estimator import resolve_device
+    from diffimpute.tasks.evaluate import method_label
 
     check_writable(model_path)
     plan = Checkpointing(checkpoint_path or f"{model_path}.ckpt", **_checkpoint_interval(checkpoint_every))
@@ -214,7 +216,8 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
         Path(stage.path).unlink(missing_ok=True)  # the model is written: the insurance is spent
     history, report = imputer.history_, imputer.validation_
     start = " from the pretrained weights" if getattr(imputer, "pretrained_", False) else ""
-    _echo(quiet, f"trained {type(imputer).__name__}{start}: {history.steps} steps ({len(history.train_loss)} epochs) "
+    name = method_label(type(imputer).__name__, imputer.refines_)
+    _echo(quiet, f"trained {name}{start}: {history.steps} steps ({len(history.train_loss)} epochs) "
                  f"in {history.seconds:.1f}s (stopped: {history.stopped}); model written to {model_path}")
     if report:
         line = (f"held-out cells ({report['cells']}, standardised units): MAE {report['mae']:.4f} "
@@ -306,7 +309,7 @@ def _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col
 
     if table_format.dayfirst is not None:
         raise ValueError("--dayfirst and --monthfirst are not read with --dask; write the times as ISO 8601")
-    with dask_api.scheduler(scheduler):
+    with dask_api.scheduler(scheduler, quiet=quiet):
         frames = dask_api.read_dask(data, index_col, series, sep=table_format.sep, decimal=table_format.decimal)
         paths = dask_api.impute(frames, imputer, n_samples=n_samples, seed=seed, quantiles=levels, output=output,
                                 series=series,
@@ -336,7 +339,7 @@ def evaluate(data, mask, methods, n_samples, output, index_col, seed, quiet, kin
         check_writable(output, TABLE_SUFFIXES | {".json"})
     frame = table_format.read(data, index_col, quiet)
     if _data_kind(frame, kind) == "table":
-        from diffimpute.tasks.evaluate import evaluate_table_methods
+        from diffimpute.tasks.evaluate import evaluate_table_methods, labelled
 
         imputer = _imputer_for("table", None, seed, quiet, options)
         names = _method_list(methods or "diffusion,mean,knn,mice,missforest")
@@ -345,7 +348,7 @@ def evaluate(data, mask, methods, n_samples, output, index_col, seed, quiet, kin
                                           on_method=lambda m: _echo(quiet, f"  fitting and imputing with {m} ..."))
         header = (f"Scores on cells hidden by {mask} (numeric cells in standardised units, lower is better except "
                   "coverage; accuracy and macro-F1 of categorical cells, higher is better):")
-        click.echo(header + "\n" + table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
+        click.echo(header + "\n" + labelled(table).to_string(float_format=lambda v: f"{v:.4f}", na_rep="-"))
     else:
         names = _method_list(methods or "diffusion,mean,linear,knn,mice")
         table = _run_evaluation(frame, mask, names, n_samples, seed, quiet, _params(**options))
@@ -443,8 +446,10 @@ def _run_evaluation(frame, mask, methods, n_samples, seed, quiet, params) -> pd.
 
 
 def _format_table(table: pd.DataFrame, mask: str) -> str:
+    from diffimpute.tasks.evaluate import labelled
+
     header = f"Scores on cells hidden by {mask} (standardised units; lower is better except coverage):"
-    return header + "\n" + table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="-")
+    return header + "\n" + labelled(table).to_string(float_format=lambda v: f"{v:.4f}", na_rep="-")
 
 
 @cli.command()
@@ -475,7 +480,10 @@ def report(data, output, target, holdout, time_budget, n_samples, index_col, see
 
 
 def _write_report(table: pd.DataFrame, path: str | Path) -> None:
-    path = Path(path)
+    """The table as printed (methods named as in ``labelled``), as JSON records or a table file."""
+    from diffimpute.tasks.evaluate import labelled
+
+    table, path = labelled(table), Path(path)
     if path.suffix.lower() == ".json":
         records = json.loads(table.reset_index().to_json(orient="records"))
         atomic_write_bytes(path, json.dumps(records, indent=2).encode())

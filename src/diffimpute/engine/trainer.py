@@ -205,6 +205,12 @@ def _progress(config: TrainConfig, epoch: int, steps: int, seconds: float) -> fl
     return max(epoch / config.max_epochs, seconds / config.time_budget if config.time_budget else 0.0)
 
 
+def _figure(name: str, value: float) -> dict[str, str]:
+    """A validation figure for the progress line, or nothing when there was none (no validation
+    data, or no check this epoch): "best nan" would read as a failed model."""
+    return {name: f"{value:.4f}"} if math.isfinite(value) else {}
+
+
 def _seed_dropout(seed: int, rank: int, step: int, device: torch.device) -> None:
     state = int(np.random.SeedSequence([seed, rank, step]).generate_state(1, dtype=np.uint64)[0])
     torch.default_generator.manual_seed(state)
@@ -403,7 +409,7 @@ def train(
             if config.time_budget is not None and now > config.time_budget:
                 stop = "time_budget"
         history.val_score.append(score)
-        bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", val=f"{score:.4f}")
+        bar.set_postfix(loss=f"{history.train_loss[-1]:.4f}", **_figure("val", score))
         at.epoch, at.batch = epoch + 1, 0
         if not stop and selection is not None and selection.stale >= config.patience:
             stop = "early_stopping"
@@ -418,7 +424,7 @@ def train(
         if (by_epochs or now - at.last_save >= every_seconds) and at.epoch < config.max_epochs:
             at.spent = at.last_save = now
             loop.save(checkpoint, fingerprint)
-    bar.set_postfix(stopped=history.stopped, best=f"{history.best_score:.4f}")
+    bar.set_postfix(stopped=history.stopped, **_figure("best", history.best_score))
     bar.close()
     if not at.finished:
         history.seconds = at.spent = clock.now()

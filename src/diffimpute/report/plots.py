@@ -15,6 +15,7 @@ import pandas as pd  # noqa: E402
 
 from diffimpute.data.schema import to_panel  # noqa: E402
 from diffimpute.io.files import atomic_write_bytes  # noqa: E402
+from diffimpute.tasks.evaluate import labelled  # noqa: E402
 from diffimpute.tasks.result import ImputationResult  # noqa: E402
 
 
@@ -69,7 +70,9 @@ def imputation_figure(
 
 
 def plot_comparison(table: pd.DataFrame, path: str | Path, metrics: Sequence[str] = ("mae", "crps")) -> Path:
-    """Bar charts of ``metrics`` per method from an ``evaluate_methods`` table (lower is better)."""
+    """Bar charts of ``metrics`` per method from an ``evaluate_methods`` table (lower is better),
+    the methods named as in ``labelled``."""
+    table = labelled(table)
     figure, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         table[metric].plot.bar(ax=ax, color="tab:blue")

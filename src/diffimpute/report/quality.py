@@ -6,7 +6,8 @@
 1. Missingness profile: rates, gaps, a heat map over time, co-missingness, and a classifier check
    of whether a column's missingness can be predicted from the other columns' values.
 2. Imputation quality: ``evaluate_methods`` on observed cells hidden with the data's own gap
-   lengths (``masking.simulate.gaps``), overall and per column, the best method named.
+   lengths (``masking.simulate.gaps``), overall and per column, the best method named (a diffusion
+   model that fell back to its guess is named so: it did not win, its guess did).
 3. Plausibility: imputed medians at the real gaps beside the observed values, and bands.
 4. Downstream (with ``target``): a ridge regression trained on complete rows, on linearly imputed
    and on diffusion-imputed rows, scored on the same later rows.
@@ -39,7 +40,13 @@ from diffimpute.io.files import atomic_write_bytes  # noqa: E402
 from diffimpute.masking.simulate import gap_lengths  # noqa: E402
 from diffimpute.metrics.imputation import summarize  # noqa: E402
 from diffimpute.report.plots import figure_bytes, imputation_figure  # noqa: E402
-from diffimpute.tasks.evaluate import PROBABILISTIC_METHODS, evaluate_methods, hide_cells  # noqa: E402
+from diffimpute.tasks.evaluate import (  # noqa: E402
+    PROBABILISTIC_METHODS,
+    evaluate_methods,
+    hide_cells,
+    labelled,
+    method_label,
+)
 from diffimpute.tasks.imputer import DiffusionImputer  # noqa: E402
 
 MCAR_METHOD = (
@@ -71,6 +78,7 @@ class QualityReport:
     downstream: pd.DataFrame | None
     downstream_method: str
     summary: list[str]
+    imputer_refines: bool | None = None  # whether the fit behind sections 3 and 4 beat its guess (None: no fit)
     skipped: list[str] = field(default_factory=list)
     figures: dict[str, bytes] = field(default_factory=dict)
 
@@ -88,8 +96,11 @@ class QualityReport:
         return template.render(
             title=self.title, shape=self.shape, version=__version__, seed=self.seed, summary=self.summary,
             skipped=self.skipped, profile=table(self.profile), mcar=table(self.mcar), mcar_method=MCAR_METHOD,
-            scores=table(self.scores), per_column=table(self.per_column), quality_method=self.quality_method,
-            downstream=None if self.downstream is None else table(self.downstream),
+            scores=table(None if self.scores is None else labelled(self.scores)),
+            per_column=table(_named_per_column(self.per_column, self.scores)), quality_method=self.quality_method,
+            imputer=method_label("diffusion", self.imputer_refines),
+            downstream=None if self.downstream is None else table(self.downstream.rename(
+                index={"diffusion-imputed": method_label("diffusion-imputed", self.imputer_refines)})),
             downstream_method=self.downstream_method,
             figures={k: base64.b64encode(v).decode("ascii") for k, v in self.figures.items()},
         )
@@ -156,6 +167,19 @@ def per_column_scores(
         row["best"] = min(maes, key=maes.get)
         rows[str(column)] = row
     return pd.DataFrame(rows).T
+
+
+def _named_per_column(per_column: pd.DataFrame | None, scores: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``per_column`` with each method named as in ``labelled(scores)``, in its columns and as the best."""
+    if per_column is None or scores is None:
+        return per_column
+    names = dict(zip(scores.index, labelled(scores).index))
+
+    def renamed(column: str) -> str:  # "mae_diffusion" -> "mae_diffusion (fell back to its guess)"
+        figure, _, method = column.partition("_")
+        return f"{figure}_{names.get(method, method)}" if method else column
+
+    return per_column.assign(best=per_column["best"].map(names)).rename(columns=renamed)
 
 
 def downstream_effect(frame: pd.DataFrame, target: str, linear: pd.DataFrame, diffusion: pd.DataFrame) -> pd.DataFrame:
@@ -290,7 +314,9 @@ def quality_report(
     report.scores, outputs = evaluate_methods(frame, mask, methods, n_samples=n_samples, seed=seed, diffusion_params=params)
     report.per_column = per_column_scores(frame, mask, seed, outputs)
     bar.update()
-    result = DiffusionImputer(**params, random_state=seed).fit(frame).impute(frame, n_samples=n_samples, seed=seed)
+    imputer = DiffusionImputer(**params, random_state=seed).fit(frame)
+    report.imputer_refines = imputer.refines_
+    result = imputer.impute(frame, n_samples=n_samples, seed=seed)
     imputed = result.median()
     figures["distributions"] = _distributions(frame, imputed)
     most_gaps = list(profile.sort_values("missing_rate", ascending=False).index[:3])
@@ -331,15 +357,18 @@ def _summary(frame, profile, mcar, scores, per_column) -> list[str]:
             if dependent else "Missingness looks random: no column's gaps can be predicted from the other columns."
         )
     if per_column is not None and not per_column.empty:
-        by_method = per_column.groupby("best").groups
+        by_method = _named_per_column(per_column, scores).groupby("best").groups
         lines.append("Best method by column: " + "; ".join(
             f"{method} for {', '.join(map(repr, columns))}" for method, columns in by_method.items()) + ".")
     if scores is not None and "diffusion" in scores.index:
         coverage = scores.filter(like="coverage").loc["diffusion"].iloc[0]
+        figures = (f"covered {coverage:.1%} of held-out cells (a calibrated imputer covers about 90 %); its MAE was "
+                   f"{scores.loc['diffusion', 'mae']:.3f} vs {scores['mae'].drop('diffusion').min():.3f} for the "
+                   "best other method, in standard deviations.")
         lines.append(
-            f"The diffusion imputer's 90 % intervals covered {coverage:.1%} of held-out cells (a calibrated "
-            f"imputer covers about 90 %); its MAE was {scores.loc['diffusion', 'mae']:.3f} vs "
-            f"{scores['mae'].drop('diffusion').min():.3f} for the best other method, in standard deviations."
+            f"The diffusion imputer's 90 % intervals {figures}" if scores.loc["diffusion", "refines"] else
+            "The diffusion imputer fell back to its guess: the model did not beat that guess on its own held-out "
+            f"cells, so these figures are the guess's, with calibrated intervals. Its 90 % intervals {figures}"
         )
     return lines
 

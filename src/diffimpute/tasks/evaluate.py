@@ -38,6 +38,7 @@ PROBABILISTIC_METHODS = {
     "csdi": {"guess": "none", "prediction": "epsilon"},
 }
 DEFAULT_METHODS = ("diffusion", "mean", "linear", "knn", "mice")
+FELL_BACK = "fell back to its guess"
 
 
 def _column_scale(values: np.ndarray) -> np.ndarray:
@@ -53,6 +54,23 @@ def _fit_and_fill(model, gappy, fill: Callable):
     fitted = time.perf_counter()
     output = fill(model)
     return output, fitted - started, time.perf_counter() - fitted
+
+
+def method_label(method: str, refines: bool | None = None) -> str:
+    """How output names ``method``: a diffusion model that did not beat its own guess on held-out
+    cells (``refines_`` False) imputes that guess, so it is named for what it imputed."""
+    return method if refines is None or refines else f"{method} ({FELL_BACK})"
+
+
+def labelled(table: pd.DataFrame) -> pd.DataFrame:
+    """An ``evaluate_methods`` or ``evaluate_table_methods`` table for people to read: each row
+    named by ``method_label`` (the index of the table itself stays the method names that its
+    outputs are keyed by), without the ``refines`` column that the names now say."""
+    if "refines" not in table:
+        return table
+    names = [method_label(method, None if pd.isna(refines) else bool(refines))
+             for method, refines in zip(table.index, table["refines"])]
+    return table.drop(columns="refines").set_axis(pd.Index(names, name=table.index.name))
 
 
 def available_methods() -> list[str]:
@@ -88,7 +106,10 @@ def evaluate_methods(
     CSDI-faithful setting; ``diffusion_params`` go to all of them, except where they would
     change what defines a method (its guess, prediction, start and, for ``"zero-shot"``, no training).
     Returns the table (one row per method: mae, rmse, crps, crps_q19, coverage, width, fit and
-    impute seconds) and each method's output (an ``ImputationResult`` for probabilistic methods).
+    impute seconds, and ``refines``: for a diffusion method, False where it did not beat its own
+    guess and imputed that guess, NA for a baseline; ``labelled(table)`` names such rows "diffusion
+    (fell back to its guess)") and each method's output (an ``ImputationResult`` for probabilistic
+    methods).
     """
     unknown = [m for m in methods if m not in available_methods()]
     if unknown:
@@ -108,13 +129,14 @@ def evaluate_methods(
         if method in PROBABILISTIC_METHODS:
             # the method's own settings win: "zero-shot" stays untrained whatever budget the others get
             params = {"random_state": seed, **(diffusion_params or {}), **PROBABILISTIC_METHODS[method]}
+            model = DiffusionImputer(**params)
             output, fit_seconds, impute_seconds = _fit_and_fill(
-                DiffusionImputer(**params), gappy, lambda model: model.impute(gappy, n_samples=n_samples, seed=seed))
-            samples = output.samples
+                model, gappy, lambda fitted: fitted.impute(gappy, n_samples=n_samples, seed=seed))
+            samples, refines = output.samples, model.refines_
         else:
             output, fit_seconds, impute_seconds = _fit_and_fill(make_baseline(method), gappy,
                                                                 lambda model: model.transform(gappy))
-            samples = to_panel(output)[None]
+            samples, refines = to_panel(output)[None], pd.NA
         scores = summarize(samples / scale, truth / scale, hidden_panel, alpha=alpha)
         point = method not in PROBABILISTIC_METHODS
         rows.append(
@@ -128,10 +150,11 @@ def evaluate_methods(
                 f"width_{1 - alpha:.0%}": np.nan if point else scores["width"],
                 "fit_seconds": fit_seconds,
                 "impute_seconds": impute_seconds,
+                "refines": refines,
             }
         )
         outputs[method] = output
-    return pd.DataFrame(rows).set_index("method"), outputs
+    return pd.DataFrame(rows).set_index("method").astype({"refines": "boolean"}), outputs
 
 
 # ------------------------------------------------------------------------- tables
@@ -165,8 +188,8 @@ def evaluate_table_methods(
 
     Numeric cells are scored in standardised units (MAE, RMSE, CRPS; interval coverage and width
     for ``diffusion``), categorical cells by accuracy and macro-F1 of the most likely level
-    (macro-F1 averaged over the categorical columns). Returns the table (one row per method) and
-    each method's output.
+    (macro-F1 averaged over the categorical columns). Returns the table (one row per method;
+    ``refines`` as in ``evaluate_methods``) and each method's output.
     """
     unknown = [m for m in methods if m not in TABLE_METHODS]
     if unknown or not methods:
@@ -183,22 +206,22 @@ def evaluate_table_methods(
         if on_method is not None:
             on_method(method)
         if method == "diffusion":
+            model = TabularImputer(**{"random_state": seed, **(diffusion_params or {})})
             output, fit_seconds, impute_seconds = _fit_and_fill(
-                TabularImputer(**{"random_state": seed, **(diffusion_params or {})}), gappy,
-                lambda model: model.impute(gappy, n_samples=n_samples, seed=seed))
-            samples, point = output.samples, encoder.codes(output.median())
+                model, gappy, lambda fitted: fitted.impute(gappy, n_samples=n_samples, seed=seed))
+            samples, point, refines = output.samples, encoder.codes(output.median()), model.refines_
         else:
             output, fit_seconds, impute_seconds = _fit_and_fill(TableBaseline(method, random_state=seed), gappy,
                                                                 lambda model: model.transform(gappy))
-            point = encoder.codes(output)
+            point, refines = encoder.codes(output), pd.NA
             samples = point[None]
         row = {"method": method, **_numeric_scores(samples, truth, hidden, numeric, scale, alpha,
                                                     probabilistic=method == "diffusion"),
                **_categorical_scores(point, truth, hidden, ~numeric),
-               "fit_seconds": fit_seconds, "impute_seconds": impute_seconds}
+               "fit_seconds": fit_seconds, "impute_seconds": impute_seconds, "refines": refines}
         rows.append(row)
         outputs[method] = output
-    return pd.DataFrame(rows).set_index("method"), outputs
+    return pd.DataFrame(rows).set_index("method").astype({"refines": "boolean"}), outputs
 
 
 def _numeric_scores(samples, truth, hidden, numeric, scale, alpha, probabilistic: bool) -> dict:
