@@ -48,6 +48,7 @@ DEFAULT_DDIM_STEPS = 10
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
 _CALIBRATION_CELL_PASSES = 3_000_000  # cells x samples x network passes for calibration
 _INTERVAL_LEVEL = 0.9
+_CHANCE_MARGIN = 0.5  # standard errors a model's held-out gain over its guess must exceed
 _COVERAGE_RANGE = (0.8, 0.97)  # held-out 90 % coverage outside this range gets a warning
 _COVERAGE_CHECK_CELLS = 50  # fewer reported cells are too few to judge coverage by
 TRAINING_MEMORY_BYTES = 2 * 2**30  # activations a training batch may take; wider data get smaller batches
@@ -359,31 +360,40 @@ class GuessRefiner(DiffusionEstimator):
             draws[rows] = guess[rows].unsqueeze(1) + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(guess.dtype)
         return SampleOutput(samples=draws, guess=guess)
 
-    def _validation_mae(self, model, held: HeldOut, device) -> float:
-        """Model selection: MAE at the held-out cells of one short deterministic draw (fixed seed)."""
+    def _selection_errors(self, model, held: HeldOut, device) -> torch.Tensor:
+        """Absolute errors at the picked held-out cells of one short deterministic draw (fixed seed)."""
         generator = torch.Generator(device=device).manual_seed(self.seed_)
         held = self._selection_cells(held)
         out = self._draw(model, held.windows, held.cond_mask, 1, self.selection_steps, generator, device)
-        error = (out.samples[:, 0] - held.windows.values).abs()
-        return float(error[held.picked].mean())
+        return (out.samples[:, 0] - held.windows.values).abs()[held.picked]
+
+    def _validation_mae(self, model, held: HeldOut, device) -> float:
+        """Model selection: the mean of ``_selection_errors``."""
+        return float(self._selection_errors(model, held, device).mean())
 
     def _beats_guess(self, held: HeldOut | None, device) -> bool:
-        """Whether the selected model's median beats the guess alone on the model-selection cells.
+        """Whether the selected model beats the guess alone on the picked held-out cells by more
+        than chance: its mean gain per cell must exceed ``_CHANCE_MARGIN`` standard errors of the
+        paired gains, as the best of many checkpoints beats the guess by a little on noise alone.
 
         If not, the imputer returns its guess as the median (``_guess_draws``), so that fitting
         never leaves a user worse off than interpolation.
         """
         if held is None or self.guess == "none":
             return True
-        best = self.history_.best_score
-        held = self._selection_cells(held)
-        guess = self._guess_of(held.windows, held.cond_mask, device)
-        guess_mae = float((guess - held.windows.values).abs()[held.picked].mean())
-        if best < guess_mae:
+        model_errors = self._selection_errors(self.model_, held, device).double()
+        chosen = self._selection_cells(held)
+        guess = self._guess_of(chosen.windows, chosen.cond_mask, device)
+        guess_errors = (guess - chosen.windows.values).abs()[chosen.picked].double()
+        gains = guess_errors - model_errors
+        error = float(gains.std() / len(gains) ** 0.5) if len(gains) > 1 else float("inf")
+        margin = _CHANCE_MARGIN * error
+        if float(gains.mean()) > margin:
             return True
-        warn(f"the diffusion model did not beat its own guess on held-out cells (best model MAE {best:.4f} vs "
-             f"guess {guess_mae:.4f}, standardised units), so it imputes the guess with calibrated intervals; "
-             "give it more training steps or more data")
+        warn(f"the diffusion model did not beat its own guess on held-out cells by more than chance (model MAE "
+             f"{float(model_errors.mean()):.4f} vs guess {float(guess_errors.mean()):.4f}, standardised units, "
+             f"gain {float(gains.mean()):.4f}, standard error {error:.4f}), so it imputes the guess "
+             "with calibrated intervals; give it more training steps or more data")
         return False
 
     def _calibrate(self, held: HeldOut | None, device: torch.device) -> None:
