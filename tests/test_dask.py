@@ -183,3 +183,14 @@ def test_cli_dask_local_starts_a_cluster_and_writes_a_folder(model: DiffusionImp
     got = pd.concat(pd.read_parquet(p) for p in sorted(output.iterdir()))
     want = DiffusionImputer.load(path).impute(one_series(), n_samples=3, seed=3).median()
     pd.testing.assert_frame_equal(got, want, check_exact=True, check_freq=False)
+
+
+def test_read_dask_reads_quoted_decimal_commas_as_read_table_does(tmp_path) -> None:
+    from diffimpute.io.files import read_table
+
+    path = tmp_path / "quoted.csv"
+    path.write_text("t;x;y\n" + "".join(f"2024-01-{d:02d};'{d},5';'{2 * d},25'\n" for d in range(1, 20)))
+    frame = ddi.read_dask(path, index_col="t").compute()
+    expected = read_table(path, index_col="t")
+    assert frame.dtypes.tolist() == [np.float64, np.float64]
+    np.testing.assert_array_equal(frame.to_numpy(), expected.to_numpy())

@@ -404,6 +404,6 @@ def _csv_dialect(path: str | Path, sep: str | None, decimal: str | None) -> dict
     local = sorted(glob.glob(str(path)))
     if local:
         dialect = sniff_dialect(local[0], sep, decimal)
-        return {"sep": dialect.sep, "decimal": dialect.decimal}
+        return {"sep": dialect.sep, "decimal": dialect.decimal, "quotechar": dialect.quote}
     return {"sep": "," if sep is None else check_separator(sep),
             "decimal": "." if decimal is None else check_decimal(decimal)}
