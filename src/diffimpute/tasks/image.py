@@ -38,7 +38,8 @@ from diffimpute.nn.harmonic import HarmonicGuess
 from diffimpute.nn.neighbours import NeighbourGuess
 from diffimpute.nn.unet import UNetDenoiser
 from diffimpute.tasks.estimator import _PREFIX, CheckpointArg, DeviceName, resolve_device
-from diffimpute.tasks.refiner import GuessRefiner, HeldOut
+from diffimpute.tasks.held_out import HeldOut
+from diffimpute.tasks.refiner import GuessRefiner
 from diffimpute.tasks.result import ImageInpaintingResult
 
 Conditioning = Literal["conditional", "repaint"]

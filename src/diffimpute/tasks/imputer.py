@@ -70,7 +70,7 @@ from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_la
 from diffimpute.nn.patch import PatchDenoiser
 from diffimpute.nn.pretrained import PretrainedWeights
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
-from diffimpute.tasks.refiner import HeldOut
+from diffimpute.tasks.held_out import HeldOut
 from diffimpute.tasks.result import ImputationResult
 from diffimpute.tasks.warm_start import WarmStartRefiner
 

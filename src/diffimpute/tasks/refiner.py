@@ -17,8 +17,6 @@ targets, ``_build_model``, and the parameters the docstrings of the estimators l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -30,7 +28,6 @@ from diffimpute.diffusion.samplers import make_sampler
 from diffimpute.engine.calibration import (
     N_GAP_BINS,
     cell_scales,
-    gap_bins,
     quantile_draws,
     rescale,
     residual_quantiles,
@@ -43,6 +40,7 @@ from diffimpute.engine.sampling import SampleOutput, sample
 from diffimpute.engine.trainer import TrainConfig, train
 from diffimpute.metrics.imputation import summarize
 from diffimpute.tasks.estimator import DiffusionEstimator, resolve_device
+from diffimpute.tasks.held_out import HeldCells, HeldOut, reported_cells
 
 DEFAULT_DDIM_STEPS = 10
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
@@ -53,70 +51,6 @@ _COVERAGE_RANGE = (0.8, 0.97)  # held-out 90 % coverage outside this range gets 
 _COVERAGE_CHECK_CELLS = 50  # fewer reported cells are too few to judge coverage by
 TRAINING_MEMORY_BYTES = 2 * 2**30  # activations a training batch may take; wider data get smaller batches
 _BYTES_PER_CELL_CHANNEL = 240
-
-
-class HeldOut:
-    """Held-out observed cells in non-overlapping windows: conditioning = the other observed cells.
-
-    ``reported``: the target cells that ``validation_`` is measured on; the others (``picked``)
-    choose the checkpoint and whether the model beats its guess, so the figures a user reads were
-    not used to make those choices. All target cells are hidden from the model alike."""
-
-    def __init__(self, windows: Windows, target: torch.Tensor, reported: torch.Tensor | None = None) -> None:
-        self.windows = windows
-        self.target = target
-        self.reported = torch.zeros_like(target) if reported is None else reported & target
-        self.cond_mask = windows.observed & ~target
-
-    @property
-    def picked(self) -> torch.Tensor:
-        return self.target & ~self.reported
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, rows: slice) -> HeldOut:
-        return HeldOut(self.windows[rows], self.target[rows], self.reported[rows])
-
-    def split_report(self, seed: int) -> HeldOut:
-        """The same cells with a seeded half of the targets set aside for reporting."""
-        generator = torch.Generator().manual_seed(seed)
-        return HeldOut(self.windows, self.target, torch.rand(self.target.shape, generator=generator) < 0.5)
-
-    def cells(self) -> HeldCells:
-        """NumPy views for scoring and calibration, each ``(windows, features, length)``."""
-        target, given = self.target.numpy(), self.cond_mask.numpy()
-        n_windows, n_features, _ = target.shape
-        return HeldCells(
-            truth=self.windows.values.numpy().astype(np.float64),
-            target=target,
-            reported=self.reported.numpy(),
-            given=given,
-            feature=np.broadcast_to(np.arange(n_features)[None, :, None], target.shape),
-            gap=gap_bins(given),
-            even=np.broadcast_to((np.arange(n_windows) % 2 == 0)[:, None, None], target.shape),
-        )
-
-
-@dataclass(frozen=True)
-class HeldCells:
-    """Held-out windows as arrays: truth, target, reported and given cells, each cell's feature and
-    gap-length bin, and which windows are even (the two halves of cross-fitted calibration)."""
-
-    truth: np.ndarray
-    target: np.ndarray
-    reported: np.ndarray
-    given: np.ndarray
-    feature: np.ndarray
-    gap: np.ndarray
-    even: np.ndarray
-
-
-def _reported(target: np.ndarray, arrays: HeldCells) -> np.ndarray:
-    """The target cells ``validation_`` is measured on: the reported half, or (with a single held-out
-    cell, which cannot be halved) all of them."""
-    reported = target & arrays.reported
-    return reported if reported.any() else target
 
 
 class GuessRefiner(DiffusionEstimator):
@@ -435,7 +369,7 @@ class GuessRefiner(DiffusionEstimator):
             out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
                              device)
             draws = out.samples.permute(1, 0, 2, 3).numpy().astype(np.float64)
-        reported = _reported(target, arrays)
+        reported = reported_cells(target, arrays)
         raw = summarize(draws, truth, reported)
         calibrated = raw
         if self.calibrate and (target & even).any() and (target & ~even).any():
@@ -467,7 +401,7 @@ class GuessRefiner(DiffusionEstimator):
             for scored, fitted in ((even, ~even), (~even, even)):
                 noise = quantile_draws(table_from(target & fitted), given, len(draws), rng) * scale
                 draws = np.where(scored[None], guess + noise, draws)
-        reported = _reported(target, arrays)
+        reported = reported_cells(target, arrays)
         report = summarize(draws, truth, reported)
         self.residual_quantiles_ = table_from(target)
         guess_error = np.abs(guess - truth)

@@ -39,7 +39,8 @@ from diffimpute.nn.guess import GaussianGuess
 from diffimpute.nn.tabular import TabularDenoiser
 from diffimpute.nn.tree_guess import ColumnChoiceGuess, TreeGuess
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
-from diffimpute.tasks.refiner import GuessRefiner, HeldOut
+from diffimpute.tasks.held_out import HeldOut
+from diffimpute.tasks.refiner import GuessRefiner
 from diffimpute.tasks.result import TableImputationResult
 
 DenoiserKind = Literal["mlp", "transformer"]

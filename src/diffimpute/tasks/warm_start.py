@@ -13,7 +13,8 @@ import torch
 
 from diffimpute._validation import check_positive_int
 from diffimpute.nn.pretrained import PretrainedWeights, load_pretrained
-from diffimpute.tasks.refiner import GuessRefiner, HeldOut
+from diffimpute.tasks.held_out import HeldOut
+from diffimpute.tasks.refiner import GuessRefiner
 
 FINE_TUNE_STEPS = 300
 SCRATCH_STEPS = 1000
