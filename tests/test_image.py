@@ -78,6 +78,49 @@ def test_neighbour_guess_beats_mean_fill_on_holes_and_survives_save_load(digits,
         model.save(tmp_path / "without.safetensors", include_data=False)
 
 
+def _smooth_fields(n: int, seed: int) -> np.ndarray:
+    """``n`` 8 x 8 images, each the sum of two plane waves of random direction, length and phase:
+    no two alike, so borrowing from similar images helps little and interpolating a lot."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.indices((8, 8)) / 8
+    images = np.zeros((n, 8, 8))
+    for _ in range(2):
+        frequency, phase = rng.uniform(-1, 1, (2, n, 1, 1)), rng.uniform(0, 2 * np.pi, (n, 1, 1))
+        images += rng.uniform(2, 5, (n, 1, 1)) * np.sin(2 * np.pi * (frequency[0] * rows + frequency[1] * cols) + phase)
+    return images.astype(np.float32)
+
+
+def test_auto_guess_interpolates_smooth_images_and_keeps_the_choice(tmp_path) -> None:
+    """On images unlike each other the harmonic fill beats the neighbour average on held-out pixels,
+    so ``guess="auto"`` keeps it, fills better than the neighbour guess, and saves no training image."""
+    train, test = _smooth_fields(240, 0), _smooth_fields(40, 1)
+    hide = random_pixels(test, 0.5, np.random.default_rng(0))
+    images = np.where(hide, np.nan, test)
+    auto = ImageInpainter(**{**TINY, "max_epochs": 1, "guess": "auto"}).fit(train)
+    neighbours = ImageInpainter(**{**TINY, "max_epochs": 1, "guess": "neighbours"}).fit(train)
+    assert auto.guess_ == "harmonic" and auto.guess_scores_["harmonic"] < auto.guess_scores_["neighbours"]
+    assert _mse(auto.transform(images), test, hide) < 0.5 * _mse(neighbours.transform(images), test, hide)
+    auto.save(tmp_path / "auto.safetensors")
+    loaded = ImageInpainter.load(tmp_path / "auto.safetensors")
+    assert loaded.guess_ == "harmonic" and loaded.guess_scores_ == auto.guess_scores_
+    assert np.array_equal(loaded.impute(images, seed=2).samples, auto.impute(images, seed=2).samples)
+    assert load_checkpoint(tmp_path / "auto.safetensors")[1]["user_data"] == []
+
+
+def test_auto_guess_borrows_from_similar_digits(digits, tmp_path) -> None:
+    """Digits repeat a few shapes: the neighbour average beats interpolation, and ``auto`` keeps it
+    (its donors and ``k`` saved with it)."""
+    train, test = digits
+    hide = random_pixels(test, 0.5, np.random.default_rng(0))
+    images = np.where(hide, np.nan, test)
+    model = ImageInpainter(**{**TINY, "max_epochs": 1, "guess": "auto"}).fit(train)
+    assert model.guess_ == "neighbours" and model.guess_scores_["neighbours"] < model.guess_scores_["harmonic"]
+    model.save(tmp_path / "auto.safetensors")
+    loaded = ImageInpainter.load(tmp_path / "auto.safetensors")
+    assert loaded.guess_ == "neighbours" and int(loaded.model_.guess.k) == int(model.model_.guess.k)
+    assert np.array_equal(loaded.impute(images, seed=2).samples, model.impute(images, seed=2).samples)
+
+
 def test_observed_pixels_are_bit_identical_in_every_summary(fitted, gappy) -> None:
     images, hide = gappy
     result = fitted.impute(images)
