@@ -457,22 +457,32 @@ def _format_table(table: pd.DataFrame, mask: str) -> str:
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 @click.option("--target", default=None, help="Column to predict from the others for the downstream section.")
 @click.option("--holdout", type=float, default=0.1, show_default=True,
-              help="Share of observed cells hidden, in runs like the real gaps, to score the imputers.")
-@click.option("--time-budget", type=float, default=45.0, show_default=True, help="Seconds per diffusion fit (two fits).")
+              help="Share of observed cells hidden to score the imputers (series: in runs like the real gaps; "
+                   "tables: at random).")
+@click.option("--time-budget", type=float, default=None,
+              help="Seconds of training per diffusion fit (two fits; default 45 for series, 15 for tables).")
 @click.option("--n-samples", type=int, default=30, show_default=True)
 @click.option("--index-col", default=None)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
+@_KIND_OPTION
 @table_options
 @_user_errors
-def report(data, output, target, holdout, time_budget, n_samples, index_col, seed, quiet, table_format):
-    """Write a self-contained HTML data-quality report of DATA: missingness, imputation quality, plausibility."""
+def report(data, output, target, holdout, time_budget, n_samples, index_col, seed, quiet, kind, table_format):
+    """Write a self-contained HTML data-quality report of DATA: missingness, imputation quality, plausibility.
+
+    A series is scored against linear interpolation, KNN and MICE; a table (records with numeric and
+    categorical columns) against KNN, MICE and a MissForest-style imputer.
+    """
     from diffimpute.report.quality import quality_report, write_report
+    from diffimpute.report.table_quality import table_report
 
     path = check_writable(output, {".html", ".htm"})
     frame = table_format.read(data, index_col, quiet)
-    measured = quality_report(frame, target=target, holdout=holdout, time_budget=time_budget, n_samples=n_samples,
-                              seed=seed, title=Path(data).name, progress=not quiet)
+    measure = table_report if _data_kind(frame, kind) == "table" else quality_report
+    budget = {} if time_budget is None else {"time_budget": time_budget}
+    measured = measure(frame, target=target, holdout=holdout, n_samples=n_samples, seed=seed, title=Path(data).name,
+                       progress=not quiet, **budget)
     write_report(measured, path)
     for line in measured.summary:
         _echo(quiet, f"- {line}")

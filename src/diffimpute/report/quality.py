@@ -16,9 +16,11 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 import matplotlib
@@ -32,6 +34,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
 from sklearn.metrics import mean_absolute_error, r2_score  # noqa: E402
 from sklearn.model_selection import KFold, cross_val_predict  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from diffimpute import __version__  # noqa: E402
 from diffimpute._progress import progress as progress_bar  # noqa: E402
@@ -49,6 +52,9 @@ from diffimpute.tasks.evaluate import (  # noqa: E402
 )
 from diffimpute.tasks.imputer import DiffusionImputer  # noqa: E402
 
+if TYPE_CHECKING:
+    from diffimpute.report.table_quality import TableQualityReport
+
 MCAR_METHOD = (
     "For each column with at least 10 missing and 10 observed rows, a gradient-boosted classifier "
     "predicts whether the cell is missing from the other columns' values (5 contiguous folds, so a "
@@ -61,6 +67,14 @@ _MIN_ROWS_FOR_CHECK = 10
 _MAX_HEATMAP_ROWS = 400
 
 # ---------------------------------------------------------------------------- the result
+
+
+def html_table(frame: pd.DataFrame | None) -> str:
+    """``frame`` as an HTML table with 4 significant digits and "-" for a missing number."""
+    if frame is None or frame.empty:
+        return '<p class="note">Nothing to show.</p>'
+    return frame.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
+
 
 
 @dataclass
@@ -87,19 +101,13 @@ class QualityReport:
         template = jinja2.Environment(autoescape=True).from_string(
             resources.files("diffimpute.report").joinpath("templates/quality.html").read_text(encoding="utf-8")
         )
-
-        def table(frame: pd.DataFrame | None) -> str:
-            if frame is None or frame.empty:
-                return '<p class="note">Nothing to show.</p>'
-            return frame.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
-
         return template.render(
             title=self.title, shape=self.shape, version=__version__, seed=self.seed, summary=self.summary,
-            skipped=self.skipped, profile=table(self.profile), mcar=table(self.mcar), mcar_method=MCAR_METHOD,
-            scores=table(None if self.scores is None else labelled(self.scores)),
-            per_column=table(_named_per_column(self.per_column, self.scores)), quality_method=self.quality_method,
+            skipped=self.skipped, profile=html_table(self.profile), mcar=html_table(self.mcar), mcar_method=MCAR_METHOD,
+            scores=html_table(None if self.scores is None else labelled(self.scores)),
+            per_column=html_table(_named_per_column(self.per_column, self.scores)), quality_method=self.quality_method,
             imputer=method_label("diffusion", self.imputer_refines),
-            downstream=None if self.downstream is None else table(self.downstream.rename(
+            downstream=None if self.downstream is None else html_table(self.downstream.rename(
                 index={"diffusion-imputed": method_label("diffusion-imputed", self.imputer_refines)})),
             downstream_method=self.downstream_method,
             figures={k: base64.b64encode(v).decode("ascii") for k, v in self.figures.items()},
@@ -123,17 +131,27 @@ def missingness_profile(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).T.astype({"n_gaps": int, "longest_gap": int})
 
 
-def missingness_dependence(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Per column with enough of both: classifier AUC of its missingness from the others, p-value, verdict."""
+def missingness_dependence(frame: pd.DataFrame, seed: int = 0, *, categorical: Sequence[str] = (),
+                           shuffle: bool = False) -> pd.DataFrame:
+    """Per column with enough of both: classifier AUC of its missingness from the others, p-value, verdict.
+
+    ``frame`` holds numbers (a categorical column as level codes, named in ``categorical`` so the
+    trees split on levels, not on their order). ``shuffle``: folds of random rows, for records;
+    contiguous folds (the default) keep a gap of a series within one fold.
+    """
     rows = {}
     for column in frame.columns:
         missing = frame[column].isna().to_numpy()
         others = frame.drop(columns=[column])
         if others.shape[1] == 0 or min(missing.sum(), (~missing).sum()) < _MIN_ROWS_FOR_CHECK:
             continue
-        classifier = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
-        folds = KFold(n_splits=5, shuffle=False)
-        scores = cross_val_predict(classifier, others.to_numpy(dtype=float), missing, cv=folds, method="predict_proba")[:, 1]
+        levels = [name in categorical for name in others.columns]
+        classifier = HistGradientBoostingClassifier(max_iter=100, random_state=seed,
+                                                    categorical_features=levels if any(levels) else None)
+        folds = KFold(n_splits=5, shuffle=shuffle, random_state=seed if shuffle else None)
+        with threadpool_limits(1):  # small fits: OpenMP threads waiting on a busy machine cost 10-100x
+            scores = cross_val_predict(classifier, others.to_numpy(dtype=float), missing, cv=folds,
+                                       method="predict_proba")[:, 1]
         test = mannwhitneyu(scores[missing], scores[~missing], alternative="greater")
         auc = float(test.statistic / (missing.sum() * (~missing).sum()))
         verdict = "depends on observed values" if auc >= 0.6 and test.pvalue < 0.01 else "consistent with MCAR"
@@ -221,7 +239,8 @@ def _heatmap(frame: pd.DataFrame) -> bytes:
     return figure_bytes(figure)
 
 
-def _comissing(frame: pd.DataFrame) -> bytes:
+def comissing_figure(frame: pd.DataFrame) -> bytes:
+    """PNG: the correlation of every pair of columns' missing indicators (1: always missing together)."""
     indicators = frame.isna().astype(float)
     correlation = indicators.corr().fillna(0.0).to_numpy()
     figure, ax = plt.subplots(figsize=(4 + 0.3 * frame.shape[1], 3.5 + 0.3 * frame.shape[1]))
@@ -279,6 +298,10 @@ def quality_report(
     """
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"the report needs a pandas DataFrame, got {type(frame).__name__}")
+    words = [str(c) for c, t in frame.dtypes.items() if not pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t)]
+    if words:
+        raise ValueError(f"columns {words} are not numeric, so this is a table of records, not a time series; "
+                         "use diffimpute.report.table_quality.table_report (the CLI decides for itself)")
     if target is not None and target not in frame.columns:
         raise ValueError(f"target {target!r} is not a column; columns are {list(map(str, frame.columns))}")
     if "diffusion" not in methods:
@@ -286,7 +309,7 @@ def quality_report(
     profile = missingness_profile(frame)
     missing_share = float(frame.isna().to_numpy().mean())
     skipped: list[str] = []
-    figures = {"heatmap": _heatmap(frame), "comissing": _comissing(frame)}
+    figures = {"heatmap": _heatmap(frame), "comissing": comissing_figure(frame)}
     bar = progress_bar(total=4, desc="quality report", unit="stages", enabled=progress, leave=True)
     mcar = missingness_dependence(frame, seed)
     unchecked = [str(c) for c in frame.columns if frame[c].isna().any() and str(c) not in mcar.index]
@@ -373,8 +396,8 @@ def _summary(frame, profile, mcar, scores, per_column) -> list[str]:
     return lines
 
 
-def write_report(report: QualityReport, path: str | Path) -> Path:
-    """Write ``report.to_html()`` to ``path`` atomically."""
+def write_report(report: QualityReport | TableQualityReport, path: str | Path) -> Path:
+    """Write ``report.to_html()`` (a series or a table report) to ``path`` atomically."""
     path = Path(path)
     atomic_write_bytes(path, report.to_html().encode("utf-8"))
     return path
