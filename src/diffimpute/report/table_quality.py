@@ -323,6 +323,7 @@ def table_report(
         bar.close()
         return report
     mask = f"mcar:{holdout}"
+    cap = "with no time cap" if time_budget is None else f"capped at {time_budget:g} s per fit"
     params = {"time_budget": time_budget, "verbose": False, **(diffusion_params or {})}
     report.scores, outputs = evaluate_table_methods(frame, mask, methods, n_samples=n_samples, seed=seed,
                                                     diffusion_params=params)
@@ -333,8 +334,7 @@ def table_report(
         "deviation (MAE, RMSE, CRPS; 90 % interval coverage and width for the diffusion imputer, whose "
         f"{n_samples} draws per cell give it intervals), categorical cells by accuracy and macro-F1 of "
         "the most likely level. The same numbers come from diffimpute.tasks.evaluate.evaluate_table_methods("
-        f"frame, mask={mask!r}, seed={seed}). Budgets: TabularImputer training capped at {time_budget} s per "
-        "fit; KNN with 5 neighbours; MICE and the MissForest-style imputer (scikit-learn IterativeImputer "
+        f"frame, mask={mask!r}, seed={seed}). Budgets: TabularImputer training {cap}; KNN with 5 neighbours; MICE and the MissForest-style imputer (scikit-learn IterativeImputer "
         "with 10 extra-trees per column, 5 rounds) as in diffimpute.baselines. Categorical columns are one-hot "
         "channels for the baselines, the largest channel giving the level. Cells hidden at random are "
         "easier than real gaps that depend on other values, so read these as a best case."
