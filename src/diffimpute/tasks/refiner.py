@@ -428,14 +428,16 @@ class GuessRefiner(DiffusionEstimator):
                  "more data (or a shorter window, so more windows are held out) calibrates them better")
 
     def _guess_wins(self, draws: np.ndarray, guess: np.ndarray, truth: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """``(channels,)`` True where the guess is at least as accurate as the median of the draws on the
-        held-out cells (MAE per channel); draws ``(samples, windows, channels, length)``."""
-        median_error = np.abs(np.median(draws, axis=0) - truth)
-        guess_error = np.abs(guess - truth)
-        count = target.sum(axis=(0, 2))
-        model = (median_error * target).sum(axis=(0, 2)) / np.maximum(count, 1)
-        first = (guess_error * target).sum(axis=(0, 2)) / np.maximum(count, 1)
-        return (count > 0) & (first <= model)
+        """``(channels,)`` True where the median of the draws does not beat the guess on the held-out
+        cells by more than chance (its mean gain per cell within ``_CHANCE_MARGIN`` standard errors,
+        as for the whole model in ``_beats_guess``); draws ``(samples, windows, channels, length)``."""
+        gains = np.abs(guess - truth) - np.abs(np.median(draws, axis=0) - truth)
+        wins = np.zeros(gains.shape[1], dtype=bool)
+        for channel in range(gains.shape[1]):
+            cells = gains[:, channel][target[:, channel]]
+            if len(cells) > 1:
+                wins[channel] = cells.mean() <= _CHANCE_MARGIN * cells.std(ddof=1) / np.sqrt(len(cells))
+        return wins
 
     def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells) -> np.ndarray:
         """Quantiles of the guess's held-out errors (``engine.calibration.residual_quantiles``)."""
