@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
+import diffimpute
 from diffimpute import (
     DiffusionAugmenter,
     DiffusionImputer,
@@ -134,6 +135,7 @@ def test_save_load_round_trip_says_what_user_data_it_holds(case: Case, fitted, t
     _, metadata = load_checkpoint(path)
     assert metadata["seed"] == 3 and isinstance(metadata["user_data"], list)
     loaded = type(fitted).load(path)
+    assert type(diffimpute.load(path)) is type(fitted)
     assert loaded.get_params() == fitted.get_params() and loaded.seed_ == fitted.seed_
     assert loaded.n_features_in_ == fitted.n_features_in_
 

@@ -169,3 +169,12 @@ def test_a_real_browser_renders_the_table_report(measured, tmp_path) -> None:
     assert colourful.mean() > 0.005
     dark = pixels.max(axis=-1) < 0.3  # rendered text
     assert dark.mean() > 0.002
+
+
+def test_the_python_entry_point_reports_a_table_with_categories_as_a_table(tmp_path) -> None:
+    import diffimpute
+
+    full = records().dropna()
+    report = diffimpute.report(full, tmp_path / "table.html", progress=False, **QUICK)
+    assert isinstance(report, diffimpute.TableQualityReport)
+    assert (tmp_path / "table.html").read_text().startswith("<!")

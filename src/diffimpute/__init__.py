@@ -9,6 +9,7 @@ from pathlib import Path  # noqa: E402
 
 from diffimpute.engine.checkpoint import load_checkpoint  # noqa: E402
 from diffimpute.report.quality import QualityReport, quality_report, write_report  # noqa: E402
+from diffimpute.report.table_quality import TableQualityReport, table_report  # noqa: E402
 from diffimpute.tasks.anomaly import ImDiffusionDetector  # noqa: E402
 from diffimpute.tasks.augment import DiffusionAugmenter  # noqa: E402
 from diffimpute.tasks.evaluate import evaluate_methods  # noqa: E402
@@ -24,7 +25,8 @@ from diffimpute.tasks.tabular import TabularImputer  # noqa: E402
 
 _ESTIMATORS = {
     cls.__name__: cls
-    for cls in (DiffusionImputer, TabularImputer, ImDiffusionDetector, DiffusionAugmenter, ImageInpainter)
+    for cls in (DiffusionImputer, LatentDiffusionImputer, TabularImputer, ImDiffusionDetector, DiffusionAugmenter,
+                ImageInpainter)
 }
 
 
@@ -37,10 +39,15 @@ def load(path: str | Path) -> DiffusionImputer | TabularImputer | ImDiffusionDet
     return _ESTIMATORS[name].load(path)
 
 
-def report(frame, path: str | Path | None = None, **options) -> QualityReport:
-    """The data-quality report of ``frame`` (``report.quality.quality_report`` options); written as
-    one self-contained HTML file when ``path`` is given."""
-    measured = quality_report(frame, **options)
+def report(frame, path: str | Path | None = None, **options) -> QualityReport | TableQualityReport:
+    """The data-quality report of ``frame``: a table's (``report.table_quality.table_report``
+    options) when a column is not numeric, else a series' (``report.quality.quality_report``);
+    written as one self-contained HTML file when ``path`` is given."""
+    import pandas as pd
+
+    table = isinstance(frame, pd.DataFrame) and any(
+        not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype) for dtype in frame.dtypes)
+    measured = table_report(frame, **options) if table else quality_report(frame, **options)
     if path is not None:
         write_report(measured, path)
     return measured
@@ -55,6 +62,7 @@ __all__ = [
     "ImageInpaintingResult",
     "ImputationResult",
     "QualityReport",
+    "TableQualityReport",
     "TableImputationResult",
     "TabularImputer",
     "LatentDiffusionImputer",
@@ -62,4 +70,5 @@ __all__ = [
     "evaluate_methods",
     "load",
     "report",
+    "table_report",
 ]
