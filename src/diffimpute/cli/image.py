@@ -162,7 +162,8 @@ def _png_bytes(pixels: np.ndarray, top: int) -> bytes:
 @click.option("--time-budget", type=float, default=None, help="Seconds of training (default 240).")
 @click.option("--conditioning", type=click.Choice(["conditional", "repaint"]), default=None,
               help="How the model sees the given pixels (repaint needs --guess none).")
-@click.option("--guess", type=click.Choice(["harmonic", "neighbours", "none"]), default=None, help="First guess the model refines.")
+@click.option("--guess", type=click.Choice(["auto", "harmonic", "neighbours", "none"]), default=None,
+              help="First guess the model refines [default: auto, chosen on held-out pixels].")
 @click.option("--n-samples", type=int, default=None, help="Draws per missing value (default: the model's).")
 @click.option("--device", default=None, help="auto, cpu or cuda (default auto).")
 @click.option("--seed", type=int, default=0, show_default=True)
