@@ -1,7 +1,7 @@
 """The data-quality report: how much is missing, how well it can be filled, and what that does downstream.
 
 ``quality_report(frame)`` measures; ``QualityReport.to_html()`` renders one self-contained page
-(pictures embedded as base64 PNGs, no external URL) from ``templates/quality.html`` with jinja2.
+(pictures embedded as base64 PNGs, no external URL) from ``templates/quality.html`` (on ``templates/base.html``) with jinja2.
 
 1. Missingness profile: rates, gaps, a heat map over time, co-missingness, and a classifier check
    of whether a column's missingness can be predicted from the other columns' values.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,20 +97,28 @@ class QualityReport:
 
     def to_html(self) -> str:
         """One self-contained HTML page."""
-        template = jinja2.Environment(autoescape=True).from_string(
-            resources.files("diffimpute.report").joinpath("templates/quality.html").read_text(encoding="utf-8")
-        )
-        return template.render(
-            title=self.title, shape=self.shape, version=__version__, seed=self.seed, summary=self.summary,
-            skipped=self.skipped, profile=html_table(self.profile), mcar=html_table(self.mcar), mcar_method=MCAR_METHOD,
-            scores=html_table(None if self.scores is None else labelled(self.scores)),
-            per_column=html_table(_named_per_column(self.per_column, self.scores)), quality_method=self.quality_method,
-            imputer=method_label("diffusion", self.imputer_refines),
-            downstream=None if self.downstream is None else html_table(self.downstream.rename(
-                index={"diffusion-imputed": method_label("diffusion-imputed", self.imputer_refines)})),
-            downstream_method=self.downstream_method,
-            figures={k: base64.b64encode(v).decode("ascii") for k, v in self.figures.items()},
-        )
+        return render_page("quality.html", "Data-quality report", self, mcar_method=MCAR_METHOD,
+                           per_column=html_table(_named_per_column(self.per_column, self.scores)))
+
+
+_TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("diffimpute.report", "templates"), autoescape=True)
+
+
+def render_page(template: str, heading: str, report, **sections) -> str:
+    """A series or table report as one self-contained HTML page: what both reports show (head,
+    summary, profile, dependence, scores, downstream, figures; ``templates/base.html``) plus the
+    ``sections`` that only ``template`` has."""
+    downstream = None if report.downstream is None else html_table(report.downstream.rename(
+        index={"diffusion-imputed": method_label("diffusion-imputed", report.imputer_refines)}))
+    return _TEMPLATES.get_template(template).render(
+        heading=heading, title=report.title, shape=report.shape, version=__version__, seed=report.seed,
+        summary=report.summary, skipped=report.skipped, profile=html_table(report.profile),
+        mcar=html_table(report.mcar), quality_method=report.quality_method,
+        scores=html_table(None if report.scores is None else labelled(report.scores)),
+        imputer=method_label("diffusion", report.imputer_refines), downstream=downstream,
+        downstream_method=report.downstream_method,
+        figures={k: base64.b64encode(v).decode("ascii") for k, v in report.figures.items()}, **sections,
+    )
 
 
 # ---------------------------------------------------------------------------- sections

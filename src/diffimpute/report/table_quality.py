@@ -18,11 +18,8 @@ from ``templates/table_quality.html``. The sections are those of the series repo
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
-from importlib import resources
 
-import jinja2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -34,18 +31,21 @@ from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, r2_sc
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from diffimpute import __version__  # noqa: E402
 from diffimpute._progress import progress as progress_bar  # noqa: E402
 from diffimpute.baselines.tabular import TableBaseline  # noqa: E402
 from diffimpute.data.table import TableEncoder  # noqa: E402
 from diffimpute.metrics.imputation import summarize  # noqa: E402
 from diffimpute.report.plots import figure_bytes  # noqa: E402
-from diffimpute.report.quality import comissing_figure, html_table, missingness_dependence  # noqa: E402
+from diffimpute.report.quality import (  # noqa: E402
+    comissing_figure,
+    html_table,
+    missingness_dependence,
+    render_page,
+)
 from diffimpute.tasks.evaluate import (  # noqa: E402
     evaluate_table_methods,
     hide_table_cells,
     labelled,
-    method_label,
 )
 from diffimpute.tasks.result import TableImputationResult  # noqa: E402
 from diffimpute.tasks.tabular import TabularImputer  # noqa: E402
@@ -92,21 +92,10 @@ class TableQualityReport:
 
     def to_html(self) -> str:
         """One self-contained HTML page."""
-        template = jinja2.Environment(autoescape=True).from_string(
-            resources.files("diffimpute.report").joinpath("templates/table_quality.html").read_text(encoding="utf-8")
-        )
-        imputer = method_label("diffusion", self.imputer_refines)
-        downstream = None if self.downstream is None else self.downstream.rename(
-            index={"diffusion-imputed": method_label("diffusion-imputed", self.imputer_refines)})
-        return template.render(
-            title=self.title, shape=self.shape, version=__version__, seed=self.seed, summary=self.summary,
-            skipped=self.skipped, profile=html_table(self.profile), patterns=html_table(self.patterns),
-            mcar=html_table(self.mcar), mcar_method=DEPENDENCE_METHOD, quality_method=self.quality_method,
-            scores=html_table(None if self.scores is None else labelled(self.scores)),
-            per_column=html_table(self.per_column), imputer=imputer, measured=self.scores is not None,
+        return render_page(
+            "table_quality.html", "Data-quality report (table)", self, patterns=html_table(self.patterns),
+            mcar_method=DEPENDENCE_METHOD, per_column=html_table(self.per_column), measured=self.scores is not None,
             numeric=html_table(self.numeric_plausibility), categorical=html_table(self.categorical_plausibility),
-            downstream=None if downstream is None else html_table(downstream), downstream_method=self.downstream_method,
-            figures={k: base64.b64encode(v).decode("ascii") for k, v in self.figures.items()},
         )
 
 
