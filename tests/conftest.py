@@ -61,3 +61,24 @@ def frame() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def fitted(frame: pd.DataFrame) -> DiffusionImputer:
     return DiffusionImputer(**TINY).fit(frame)
+
+
+def browser_screenshot(report, tmp_path, height: int) -> np.ndarray:
+    """``report`` written to HTML and rendered by headless Chromium at 1200 x ``height``: its
+    pixels ``(height, 1200, 3)`` in [0, 1]. Skips the test where Chromium is not installed."""
+    import shutil
+    import subprocess
+
+    import matplotlib.image
+
+    from diffimpute.report.quality import write_report
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Chromium is not installed (Debian package 'chromium'); the browser check needs it")
+    page, shot = tmp_path / "report.html", tmp_path / "shot.png"
+    write_report(report, page)
+    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                          f"--window-size=1200,{height}", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
+    return matplotlib.image.imread(shot)[..., :3]

@@ -3,10 +3,6 @@ and the page as a real browser renders it."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
-import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,8 +10,9 @@ from click.testing import CliRunner
 
 import diffimpute
 from diffimpute.cli.main import cli
-from diffimpute.report.quality import missingness_dependence, quality_report, write_report
+from diffimpute.report.quality import missingness_dependence, quality_report
 from diffimpute.tasks.evaluate import evaluate_methods
+from tests.conftest import browser_screenshot
 
 QUICK = {"time_budget": None, "n_samples": 5, "methods": ("diffusion", "linear", "mean"),
          "diffusion_params": {"max_epochs": 2, "window": 24, "channels": 8, "n_layers": 1, "n_heads": 2}}
@@ -110,15 +107,7 @@ def test_cli_writes_the_report_and_rejects_bad_input(tmp_path) -> None:
 
 
 def test_a_real_browser_renders_the_page(measured, tmp_path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("Chromium is not installed (Debian package 'chromium'); the browser check needs it")
-    page, shot = tmp_path / "report.html", tmp_path / "shot.png"
-    write_report(measured, page)
-    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                          "--window-size=1200,2400", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
-    pixels = matplotlib.image.imread(shot)[..., :3]
+    pixels = browser_screenshot(measured, tmp_path, 2400)
     assert pixels.shape[:2] == (2400, 1200)
     colourful = (pixels.max(axis=-1) - pixels.min(axis=-1)) > 0.25  # the embedded plots, not text or background
     assert colourful.mean() > 0.005

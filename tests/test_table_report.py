@@ -4,19 +4,15 @@ data it cannot report on, and the page as a real browser renders it."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
-import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from diffimpute.cli.main import cli
-from diffimpute.report.quality import write_report
 from diffimpute.report.table_quality import table_report
 from diffimpute.tasks.evaluate import evaluate_table_methods
+from tests.conftest import browser_screenshot
 
 TINY = {"hidden": 16, "n_layers": 1, "max_epochs": 3, "diffusion_steps": 20, "sampling_steps": 5}
 QUICK = {"time_budget": None, "n_samples": 5, "diffusion_params": TINY}
@@ -155,15 +151,7 @@ def test_cli_reports_numbers_as_a_table_when_told_and_the_series_report_refuses_
 
 
 def test_a_real_browser_renders_the_table_report(measured, tmp_path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("Chromium is not installed (Debian package 'chromium'); the browser check needs it")
-    page, shot = tmp_path / "report.html", tmp_path / "shot.png"
-    write_report(measured, page)
-    run = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
-                          "--window-size=1200,3000", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
-    pixels = matplotlib.image.imread(shot)[..., :3]
+    pixels = browser_screenshot(measured, tmp_path, 3000)
     assert pixels.shape[:2] == (3000, 1200)
     colourful = (pixels.max(axis=-1) - pixels.min(axis=-1)) > 0.25  # the embedded plots, not text or background
     assert colourful.mean() > 0.005
