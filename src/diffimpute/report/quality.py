@@ -283,6 +283,17 @@ def _distributions(frame: pd.DataFrame, imputed: pd.DataFrame) -> bytes:
 # ---------------------------------------------------------------------------- the report
 
 
+def check_report_inputs(frame: pd.DataFrame, target: str | None, methods: Sequence[str]) -> None:
+    """What both reports need of their arguments: a DataFrame, a target among its columns, and the
+    diffusion imputer among the methods."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"the report needs a pandas DataFrame, got {type(frame).__name__}")
+    if target is not None and target not in frame.columns:
+        raise ValueError(f"target {target!r} is not a column; columns are {list(map(str, frame.columns))}")
+    if "diffusion" not in methods:
+        raise ValueError("methods must include 'diffusion': the report is about the diffusion imputer's quality")
+
+
 def quality_report(
     frame: pd.DataFrame,
     *,
@@ -303,16 +314,11 @@ def quality_report(
     held-out copy for the scores, one on the data itself for the plausibility pictures);
     ``diffusion_params``: any other ``DiffusionImputer`` settings for both fits.
     """
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"the report needs a pandas DataFrame, got {type(frame).__name__}")
+    check_report_inputs(frame, target, methods)
     words = [str(c) for c, t in frame.dtypes.items() if not pd.api.types.is_numeric_dtype(t) or pd.api.types.is_bool_dtype(t)]
     if words:
         raise ValueError(f"columns {words} are not numeric, so this is a table of records, not a time series; "
                          "use diffimpute.report.table_quality.table_report (the CLI decides for itself)")
-    if target is not None and target not in frame.columns:
-        raise ValueError(f"target {target!r} is not a column; columns are {list(map(str, frame.columns))}")
-    if "diffusion" not in methods:
-        raise ValueError("methods must include 'diffusion': the report is about the diffusion imputer's quality")
     profile = missingness_profile(frame)
     missing_share = float(frame.isna().to_numpy().mean())
     skipped: list[str] = []

@@ -37,6 +37,7 @@ from diffimpute.data.table import TableEncoder  # noqa: E402
 from diffimpute.metrics.imputation import summarize  # noqa: E402
 from diffimpute.report.plots import figure_bytes  # noqa: E402
 from diffimpute.report.quality import (  # noqa: E402
+    check_report_inputs,
     comissing_figure,
     html_table,
     missingness_dependence,
@@ -247,8 +248,7 @@ def _distributions(frame: pd.DataFrame, draw: pd.DataFrame, encoder: TableEncode
 
 def _check_table(frame: pd.DataFrame, target: str | None, methods: tuple[str, ...], holdout: float) -> TableEncoder:
     """Every input the report cannot work with, as one clear error; the table's encoder."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"the report needs a pandas DataFrame, got {type(frame).__name__}")
+    check_report_inputs(frame, target, methods)
     if frame.shape[1] < 2:
         raise ValueError(f"the table has {frame.shape[1]} column(s); the report needs at least two, since a cell "
                          "is imputed and its missingness explained from the other columns of its row")
@@ -261,10 +261,6 @@ def _check_table(frame: pd.DataFrame, target: str | None, methods: tuple[str, ..
     if empty:
         raise ValueError(f"columns {empty} are entirely missing; drop them: no imputer can learn their values "
                          "and no cell of them can be held out to score one")
-    if target is not None and target not in frame.columns:
-        raise ValueError(f"target {target!r} is not a column; columns are {list(map(str, frame.columns))}")
-    if "diffusion" not in methods:
-        raise ValueError("methods must include 'diffusion': the report is about the diffusion imputer's quality")
     if not 0 < holdout < 1:
         raise ValueError(f"holdout is the share of observed cells hidden to score the imputers; pass a number "
                          f"between 0 and 1, got {holdout}")
