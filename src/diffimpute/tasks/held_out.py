@@ -34,6 +34,12 @@ class HeldOut:
     def picked(self) -> torch.Tensor:
         return self.target & ~self.reported
 
+    @property
+    def scored(self) -> torch.Tensor:
+        """The cells ``validation_`` is measured on: the reported half, or all targets where that
+        is empty (a single held-out cell cannot be halved)."""
+        return self.reported if self.reported.any() else self.target
+
     def __len__(self) -> int:
         return len(self.windows)
 

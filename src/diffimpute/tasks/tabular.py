@@ -306,8 +306,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             errors = {}
             for amount in _SHRINKAGES:
                 gaussian.shrinkage.fill_(amount)
-                estimate = gaussian(held.windows.values, held.cond_mask, held.windows.positions)
-                errors[amount] = float((estimate - held.windows.values).abs()[held.target].mean())
+                errors[amount] = self._held_error(gaussian, held).sum()
             gaussian.shrinkage.fill_(min(errors, key=errors.get))
         if choice is None or held is None:
             return  # nothing to choose the trees by: the Gaussian guess everywhere
@@ -379,7 +378,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
 
     def _score_categories(self, held: HeldOut | None, device: torch.device) -> None:
-        """Accuracy of the most likely level at held-out categorical cells, into ``validation_``."""
+        """Accuracy of the most likely level at the reported held-out categorical cells, into ``validation_``."""
         categorical = ~self.encoder_.numeric
         if held is None or not categorical.any() or not self.validation_:
             return
@@ -387,7 +386,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         out = self._draw(self.model_, held.windows, held.cond_mask, 8, None, generator, device)
         draws = self._levels(out.samples.numpy().astype(np.float64))
         truth = self._levels(held.windows.values.numpy())
-        target = held.target[:, self.encoder_.first_channel, 0].numpy() & categorical[None]
+        target = held.scored[:, self.encoder_.first_channel, 0].numpy() & categorical[None]
         if target.any():
             mode = most_frequent(draws.transpose(1, 0, 2)[..., categorical])
             self.validation_["accuracy"] = float((mode == truth[:, categorical])[target[:, categorical]].mean())
