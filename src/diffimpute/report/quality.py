@@ -375,6 +375,18 @@ def quality_report(
     return report
 
 
+def dependence_sentence(mcar: pd.DataFrame, advice: str) -> str:
+    """The summary's line on ``missingness_dependence``: which columns' gaps other columns predict,
+    with the report's own ``advice`` for them."""
+    if mcar.empty:
+        return "Too few missing cells per column to check whether missingness is random."
+    dependent = list(mcar.index[mcar["verdict"] != "consistent with MCAR"])
+    if not dependent:
+        return "Missingness looks random: no column's gaps can be predicted from the other columns."
+    return (f"Missingness of {', '.join(map(repr, dependent))} can be predicted from other columns: not missing "
+            f"completely at random, so prefer methods that use the other columns and {advice}.")
+
+
 def _summary(frame, profile, mcar, scores, per_column) -> list[str]:
     worst = profile["missing_rate"].idxmax()
     longest = profile["longest_gap"].idxmax()
@@ -383,15 +395,7 @@ def _summary(frame, profile, mcar, scores, per_column) -> list[str]:
         f"{frame.size:,}); the most-missing column is {worst!r} ({profile.loc[worst, 'missing_rate']:.1%}), and the "
         f"longest gap is {profile.loc[longest, 'longest_gap']} rows in {longest!r}."
     ]
-    if mcar.empty:
-        lines.append("Too few missing cells per column to check whether missingness is random.")
-    else:
-        dependent = list(mcar.index[mcar["verdict"] != "consistent with MCAR"])
-        lines.append(
-            f"Missingness of {', '.join(map(repr, dependent))} can be predicted from other columns: not missing "
-            "completely at random, so prefer methods that use the other columns and read intervals with care."
-            if dependent else "Missingness looks random: no column's gaps can be predicted from the other columns."
-        )
+    lines.append(dependence_sentence(mcar, "read intervals with care"))
     if per_column is not None and not per_column.empty:
         by_method = _named_per_column(per_column, scores).groupby("best").groups
         lines.append("Best method by column: " + "; ".join(

@@ -39,6 +39,7 @@ from diffimpute.report.plots import figure_bytes  # noqa: E402
 from diffimpute.report.quality import (  # noqa: E402
     check_report_inputs,
     comissing_figure,
+    dependence_sentence,
     html_table,
     missingness_dependence,
     render_page,
@@ -363,15 +364,7 @@ def _summary(frame: pd.DataFrame, report: TableQualityReport) -> list[str]:
              f"{frame.size:,}); the most-missing column is {worst!r} ({profile.loc[worst, 'missing_rate']:.1%}); "
              f"{complete:.1%} of rows are complete, and the commonest set of missing columns in an incomplete "
              f"row is {_commonest_gap(patterns)}."]
-    if mcar.empty:
-        lines.append("Too few missing cells per column to check whether missingness is random.")
-    else:
-        dependent = list(mcar.index[mcar["verdict"] != "consistent with MCAR"])
-        lines.append(
-            f"Missingness of {', '.join(map(repr, dependent))} can be predicted from other columns: not missing "
-            "completely at random, so prefer methods that use the other columns, and expect the imputed values "
-            "to differ from the observed ones." if dependent else
-            "Missingness looks random: no column's gaps can be predicted from the other columns.")
+    lines.append(dependence_sentence(mcar, "expect the imputed values to differ from the observed ones"))
     if not report.per_column.empty:
         by_method = report.per_column.groupby("best").groups
         lines.append("Best method by column: " + "; ".join(
