@@ -30,18 +30,15 @@ the mechanism DA-Fusion (Trabucco et al. 2024) uses to augment images.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
-from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 import torch
-from pandas.api import types
 from sklearn.utils.validation import check_is_fitted
 
-from diffimpute._progress import progress
+from diffimpute._progress import logger, progress
 from diffimpute._validation import check_choice, check_positive_int
 from diffimpute.data.batch import Windows
 from diffimpute.data.domain import FeatureDomain
@@ -55,70 +52,33 @@ from diffimpute.engine.denoising import denoising_loss
 from diffimpute.engine.distributed import WHOLE, Shard
 from diffimpute.engine.sampling import sample
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
+from diffimpute.metrics.synthetic import nearest_distance
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.tabular import TabularDenoiser
 from diffimpute.nn.unet import UNetDenoiser
+from diffimpute.tasks.augment_columns import (
+    Encoded,
+    check_guidance,
+    check_strength,
+    column_dtype,
+    plain,
+    rebuild_column,
+)
+from diffimpute.tasks.augment_selection import AUTO_GUIDANCE, FitMeasurement, measure
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, DiffusionEstimator, resolve_device
 
 AugmentKind = Literal["auto", "table", "series", "image"]
 _MIN_ROWS = 8  # fewer samples than this are too few to learn a distribution from
 _VALIDATION_DRAWS = 2048  # (held-out sample, step, noise) triples the held-out loss averages over
+_REDRAWS = 5  # tries to replace a generated copy of a training sample
+
+
+def _points(samples: np.ndarray) -> np.ndarray:
+    """Scaled samples ``(n, channels, length)`` -> points ``(n, channels * length)`` float64."""
+    return np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
 
 
 # ------------------------------------------------------------------------- helpers
-
-
-def _plain(value):
-    """A label or level as a JSON-able Python scalar."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-@dataclass(frozen=True)
-class _Encoded:
-    """Samples as the network sees them, before scaling: ``values (n, channels, length)`` with NaN
-    where missing, and the per-channel view ``flat (n * length, channels)`` the scaler is fitted on."""
-
-    values: np.ndarray
-
-    @property
-    def flat(self) -> np.ndarray:
-        return self.values.transpose(0, 2, 1).reshape(-1, self.values.shape[1])
-
-
-def _check_guidance(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) \
-            or value < 0:
-        raise ValueError(f"guidance_scale must be a finite number >= 0 (1: no guidance, 0: ignore the label), "
-                         f"got {value!r}")
-    return float(value)
-
-
-def _check_strength(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not 0 <= value <= 1:
-        raise ValueError(f"strength must be a number between 0 (a copy) and 1 (a fresh sample), got {value!r}")
-    return float(value)
-
-
-def _column_dtype(column: pd.Series) -> dict:
-    """What it takes to rebuild ``column``'s dtype from JSON (a category's full level list included)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return {"dtype": "category", "categories": [_plain(c) for c in column.cat.categories],
-                "ordered": bool(column.cat.ordered)}
-    return {"dtype": str(column.dtype)}
-
-
-def _rebuild_column(values: np.ndarray, info: dict, levels: tuple, numeric: bool):
-    """Column ``codes (rows,)`` -> an array of values in the column's own dtype."""
-    dtype = info["dtype"]
-    if not numeric:
-        labels = np.empty(len(values), dtype=object)
-        labels[:] = [levels[int(c)] for c in values]
-        if dtype == "category":
-            return pd.Categorical(labels, categories=info["categories"], ordered=info["ordered"])
-        return labels if dtype == "object" else pd.array(labels, dtype=dtype)
-    if types.is_integer_dtype(pd.api.types.pandas_dtype(dtype)):
-        return pd.array(np.round(values).astype(np.int64), dtype=dtype)
-    return pd.array(values, dtype=dtype if types.is_float_dtype(pd.api.types.pandas_dtype(dtype)) else "float64")
 
 
 # ------------------------------------------------------------------------- estimator
@@ -148,11 +108,19 @@ class DiffusionAugmenter(DiffusionEstimator):
         model also learns the unconditional distribution that guidance contrasts with.
     guidance_scale: classifier-free guidance for ``generate(n, y)`` and ``vary(X, s, y)``: 1 is the
         plain class-conditional model, larger values push samples towards their class, 0 ignores it.
+        ``"auto"``: with labels, the scale whose samples score best on the held-out samples
+        (``tasks.augment_selection``); without labels, 1.
+    reject_copies: ``generate`` redraws samples closer to a training sample than the copy
+        distance set at ``fit`` (see ``copy_distance_``), so that synthetic samples are no nearer
+        to the training samples than unseen real ones are. The saved model then holds the
+        training samples (``save(include_data=False)`` leaves them out and the guard with them).
     max_epochs, batch_size, learning_rate, weight_decay, ema_decay: training on the engine's loop.
     validation_fraction: share of the samples held out from training; the weights kept are those
         with the lowest denoising loss on them, and training stops after ``patience`` checks
         without a gain. On small data a model trained on past that point starts to reproduce its
-        training samples instead of new ones. 0: no held-out samples, the last weights are kept.
+        training samples instead of new ones. The same samples choose ``guidance_scale="auto"``,
+        set the copy guard and give the figures of ``selection_``. 0: no held-out samples, the
+        last weights are kept, guidance is 1 and there is no guard.
     time_budget: a cap on training seconds that warns when it cuts training short (None: no
         limit; training also stops at ``max_epochs``).
     sampler, sampling_steps, ddim_eta: the reverse process (``"ddpm"`` visits every step;
@@ -166,7 +134,10 @@ class DiffusionAugmenter(DiffusionEstimator):
 
     After ``fit``: ``input_kind_`` (``"frame"``, ``"array"``, ``"series"`` or ``"image"``),
     ``classes_`` and ``class_prior_`` (with ``y``), ``history_`` (training loss per epoch),
-    ``fit_seconds_``.
+    ``guidance_scale_`` (the scale used), ``selection_`` (a ``FitMeasurement``: TSTR and
+    real-vs-synthetic AUC per scale tried, the DCR share with and without the copy guard; None
+    without held-out samples), ``dcr_share_``, ``copy_distance_``, ``held_out_`` (positions of
+    the held-out samples in ``X``), ``fit_seconds_``.
     """
 
     def __init__(
@@ -184,13 +155,14 @@ class DiffusionAugmenter(DiffusionEstimator):
         beta_start: float = 1e-4,
         beta_end: float = 0.5,
         label_dropout: float = 0.1,
-        guidance_scale: float = 1.0,
+        guidance_scale: float | Literal["auto"] = "auto",
+        reject_copies: bool = True,
         max_epochs: int = 2000,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-6,
         ema_decay: float | None = None,
-        validation_fraction: float = 0.1,
+        validation_fraction: float = 0.2,
         patience: int = 10,
         time_budget: float | None = 60.0,
         sampler: SamplerKind = "ddpm",
@@ -216,6 +188,7 @@ class DiffusionAugmenter(DiffusionEstimator):
         self.beta_end = beta_end
         self.label_dropout = label_dropout
         self.guidance_scale = guidance_scale
+        self.reject_copies = reject_copies
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -241,7 +214,10 @@ class DiffusionAugmenter(DiffusionEstimator):
         check_choice(self.kind, get_args(AugmentKind), "kind")
         if not 0 <= self.label_dropout < 1:
             raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
-        _check_guidance(self.guidance_scale)
+        if self.guidance_scale != "auto":
+            check_guidance(self.guidance_scale)
+        if not isinstance(self.reject_copies, bool):
+            raise TypeError(f"reject_copies must be True or False, got {self.reject_copies!r}")
 
     def _sampler(self):
         return make_sampler(self._noise_schedule(), self.sampler, self.sampling_steps, self.ddim_eta)
@@ -264,7 +240,7 @@ class DiffusionAugmenter(DiffusionEstimator):
             return "image"
         return "array" if X.ndim == 2 else "series"
 
-    def _encode(self, X, fitting: bool = False) -> _Encoded:
+    def _encode(self, X, fitting: bool = False) -> Encoded:
         """``X`` in its fitted form -> encoded samples (before scaling); at ``fit`` also learns the form."""
         kind = self._kind_of(X)
         if not fitting and kind != self.input_kind_:
@@ -273,11 +249,11 @@ class DiffusionAugmenter(DiffusionEstimator):
             frame = self._frame(X)
             if fitting:
                 self.encoder_ = TableEncoder.of(frame)
-                self.dtypes_ = [_column_dtype(column) for _, column in frame.items()] if kind == "frame" else None
+                self.dtypes_ = [column_dtype(column) for _, column in frame.items()] if kind == "frame" else None
             codes = self.encoder_.codes(frame)
             if np.isinf(codes).any():
                 raise ValueError("X has infinite values; replace them with NaN (missing) or drop those rows")
-            return _Encoded(self.encoder_.encode(codes)[:, :, None])
+            return Encoded(self.encoder_.encode(codes)[:, :, None])
         panel = to_panel(X.reshape(X.shape[0], -1, X.shape[-1]) if kind == "image" and X.ndim == 4 else X)
         if kind == "image" and X.ndim == 3:
             panel = panel.reshape(X.shape[0], -1, 1)
@@ -286,7 +262,7 @@ class DiffusionAugmenter(DiffusionEstimator):
             self.sample_shape_ = shape
         elif shape != self.sample_shape_:
             raise ValueError(f"each sample has shape {shape}, but the augmenter was fitted on {self.sample_shape_}")
-        return _Encoded(panel.transpose(0, 2, 1))
+        return Encoded(panel.transpose(0, 2, 1))
 
     def _frame(self, X) -> pd.DataFrame:
         if isinstance(X, pd.DataFrame):
@@ -303,7 +279,7 @@ class DiffusionAugmenter(DiffusionEstimator):
             raise ValueError(f"X is empty (shape {array.shape}); pass at least one row and column")
         return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
 
-    def _scaled(self, encoded: _Encoded) -> np.ndarray:
+    def _scaled(self, encoded: Encoded) -> np.ndarray:
         """Encoded samples standardised per channel, ``(n, channels, length)``."""
         n, channels, length = encoded.values.shape
         return self.scaler_.transform(encoded.flat).reshape(n, length, channels).transpose(0, 2, 1)
@@ -328,7 +304,7 @@ class DiffusionAugmenter(DiffusionEstimator):
         """Values in the data's units -> the fitted form: a DataFrame with the fitted columns and dtypes,
         or an array ``(n, *sample_shape)`` of the fitted dtype."""
         if self.input_kind_ == "frame":
-            columns = {spec.name: _rebuild_column(codes[:, j], info, spec.levels, spec.kind == "numeric")
+            columns = {spec.name: rebuild_column(codes[:, j], info, spec.levels, spec.kind == "numeric")
                        for j, (spec, info) in enumerate(zip(self.encoder_.columns, self.dtypes_))}
             frame = pd.DataFrame(columns, index=index if index is not None else pd.RangeIndex(len(codes)))
             frame.columns = self.column_index_
@@ -353,7 +329,7 @@ class DiffusionAugmenter(DiffusionEstimator):
             labels = np.full(n, labels.item(), dtype=object)
         if labels.ndim != 1 or len(labels) != n:
             raise ValueError(f"{name} must be one label or {n} labels (one per sample), got shape {labels.shape}")
-        index = pd.Index(list(self.classes_)).get_indexer([_plain(v) for v in labels])
+        index = pd.Index(list(self.classes_)).get_indexer([plain(v) for v in labels])
         if (index < 0).any():
             unknown = sorted({str(v) for v, i in zip(labels, index) if i < 0})[:5]
             raise ValueError(f"{name} holds labels not seen at fit: {unknown}; known classes are {list(self.classes_)}")
@@ -371,10 +347,10 @@ class DiffusionAugmenter(DiffusionEstimator):
         if missing.any():
             raise ValueError(f"y has {int(missing.sum())} missing label(s); drop those samples or label them")
         try:
-            classes, counts = np.unique(np.asarray([_plain(v) for v in labels]), return_counts=True)
+            classes, counts = np.unique(np.asarray([plain(v) for v in labels]), return_counts=True)
         except TypeError:
             raise ValueError("y mixes labels of different types (e.g. numbers and strings); use one type") from None
-        self.classes_ = np.asarray([_plain(c) for c in classes])
+        self.classes_ = np.asarray([plain(c) for c in classes])
         self.class_prior_ = counts / counts.sum()
         return self._label_indices(labels, n)
 
@@ -449,8 +425,9 @@ class DiffusionAugmenter(DiffusionEstimator):
         self.channel_range_ = (np.nanmin(scaled, axis=(0, 2)), np.nanmax(scaled, axis=(0, 2)))
         self._fit_domain(encoded)
         windows = self._windows(scaled, label)
-        windows = windows[torch.from_numpy(np.flatnonzero(windows.observed.flatten(1).any(1).numpy()))]
-        train_windows, held = self._split(windows)
+        kept = np.flatnonzero(windows.observed.flatten(1).any(1).numpy())  # samples with a cell to learn
+        train_windows, held, held_rows = self._split(windows[torch.from_numpy(kept)])
+        self.held_out_ = np.sort(kept[held_rows])
         device = resolve_device(self.device)
         with self._seeded(device):
             self.model_ = self._build_model()
@@ -461,16 +438,62 @@ class DiffusionAugmenter(DiffusionEstimator):
                                   validate=None if held is None else self._held_out_loss(held, device),
                                   seed=self.seed_, device=device, progress=self.verbose,
                                   checkpoint=plan, resume=resume)
+            self._measure(train_windows, held)
         self.fit_seconds_ = time.perf_counter() - started
+        if self.verbose:
+            logger.info("%s", self.fit_summary())
         return self
 
-    def _split(self, windows: Windows) -> tuple[Windows, Windows | None]:
-        """Training samples and held-out ones (``validation_fraction`` of them, at random; None if none)."""
+    def _split(self, windows: Windows) -> tuple[Windows, Windows | None, np.ndarray]:
+        """Training samples, held-out ones (``validation_fraction`` of them, at random; None if
+        none) and the held-out positions in ``windows``."""
         n_held = int(self.validation_fraction * len(windows))
         if n_held < 1:
-            return windows, None
+            return windows, None, np.zeros(0, dtype=np.int64)
         order = torch.randperm(len(windows), generator=torch.Generator().manual_seed(self.seed_))
-        return windows[order[n_held:]], windows[order[:n_held]]
+        return windows[order[n_held:]], windows[order[:n_held]], order[:n_held].numpy()
+
+    def _measure(self, train_windows: Windows, held: Windows | None) -> None:
+        """Choose the guidance scale and set the copy guard on the held-out samples (see
+        ``tasks.augment_selection``); without held-out samples, the given scale (1 for "auto") and no guard."""
+        fixed = 1.0 if self.guidance_scale == "auto" else float(self.guidance_scale)
+        self.selection_, self.guidance_scale_, self.copy_distance_, self.copy_rows_ = None, fixed, 0.0, None
+        if held is None:
+            return
+        scales = AUTO_GUIDANCE if self.guidance_scale == "auto" and self.classes_ is not None else (fixed,)
+        shape = (len(self.scaler_.mean_), self._length())
+
+        def draw(n: int, labels: np.ndarray | None, scale: float, seed: int) -> np.ndarray:
+            label = None if labels is None else torch.from_numpy(labels)
+            return _points(self._draw(self._windows(np.full((n, *shape), np.nan), label), None, scale, seed))
+
+        def labels_of(windows: Windows) -> np.ndarray | None:
+            return None if windows.label is None else windows.label.numpy()
+
+        train_points = _points(train_windows.values.numpy())
+        self.selection_ = measure(draw, train_points, labels_of(train_windows), _points(held.values.numpy()),
+                                  labels_of(held), scales, self.reject_copies, self.seed_)
+        self.guidance_scale_ = self.selection_.guidance_scale
+        self.copy_distance_ = self.selection_.copy_distance
+        if self.copy_distance_ > 0:
+            self.copy_rows_ = torch.from_numpy(train_points.astype(np.float32))
+
+    @property
+    def dcr_share_(self) -> float | None:
+        """Share of synthetic samples nearer to a training sample than to a held-out one, measured
+        at ``fit`` with the copy guard (ideal 0.5; None without held-out samples)."""
+        check_is_fitted(self, "model_")
+        return None if self.selection_ is None else self.selection_.dcr_share
+
+    def fit_summary(self) -> str:
+        """What ``fit`` did and measured, as the verbose log shows it."""
+        check_is_fitted(self, "model_")
+        lines = [f"augmenter fitted in {self.fit_seconds_:.1f} s ({len(self.history_.train_loss)} epochs)"]
+        if self.selection_ is None:
+            lines.append("no held-out samples (validation_fraction=0): guidance and copy guard not measured")
+        else:
+            lines.append(self.selection_.summary())
+        return "\n".join(lines)
 
     def _held_out_loss(self, held: Windows, device: torch.device):
         """Model selection: the denoising loss on the held-out samples, each at a few fixed diffusion
@@ -496,7 +519,7 @@ class DiffusionAugmenter(DiffusionEstimator):
 
         return score
 
-    def _fit_domain(self, encoded: _Encoded) -> None:
+    def _fit_domain(self, encoded: Encoded) -> None:
         """Observed range and whole-number flag of each numeric column (tables) or feature (series, images)."""
         if self.input_kind_ in ("frame", "array"):
             values = self.encoder_.decode(encoded.values[:, :, 0])
@@ -516,7 +539,7 @@ class DiffusionAugmenter(DiffusionEstimator):
         """Samples ``(n, channels, length)`` in scaled units from the engine's sampler."""
         device = resolve_device(self.device)
         self.model_.to(device)
-        scale = self.guidance_scale if guidance_scale is None else _check_guidance(guidance_scale)
+        scale = self.guidance_scale_ if guidance_scale is None else check_guidance(guidance_scale)
         generator = torch.Generator(device=device).manual_seed(self.seed_ if seed is None else seed)
         cells = windows.values.shape[1] * windows.values.shape[2]
         out = sample(self.model_, self._sampler(), windows, torch.zeros_like(windows.observed), 1,
@@ -539,8 +562,29 @@ class DiffusionAugmenter(DiffusionEstimator):
         label = self._label_indices(y, n)
         empty = np.full((n, len(self.scaler_.mean_), self._length()), np.nan)
         with progress(total=n, desc="generating", unit="samples", enabled=self.verbose) as bar:
-            draws = self._draw(self._windows(empty, label), None, guidance_scale, seed, bar=bar)
+            windows = self._windows(empty, label)
+            draws = self._without_copies(windows, self._draw(windows, None, guidance_scale, seed, bar=bar),
+                                         guidance_scale, seed)
         return self._output(self._codes(draws))
+
+    def _without_copies(self, windows: Windows, draws: np.ndarray, guidance_scale: float | None,
+                        seed: int | None) -> np.ndarray:
+        """``draws`` with every copy of a training sample drawn again, up to ``_REDRAWS`` times; a
+        sample that stays a copy keeps its draw farthest from the training samples."""
+        if not self.reject_copies or self.copy_rows_ is None:
+            return draws
+        train = self.copy_rows_.numpy().astype(np.float64)
+        distance = nearest_distance(_points(draws), train)
+        base = self.seed_ if seed is None else seed
+        for attempt in range(1, _REDRAWS + 1):
+            again = np.flatnonzero(distance < self.copy_distance_)
+            if len(again) == 0:
+                break
+            redrawn = self._draw(windows[torch.from_numpy(again)], None, guidance_scale, base + attempt)
+            farther = nearest_distance(_points(redrawn), train)
+            better = farther > distance[again]
+            draws[again[better]], distance[again[better]] = redrawn[better], farther[better]
+        return draws
 
     def vary(self, X: pd.DataFrame | np.ndarray, strength: float = 0.5, y=None, *,
              guidance_scale: float | None = None, seed: int | None = None):
@@ -552,7 +596,7 @@ class DiffusionAugmenter(DiffusionEstimator):
         change). y: labels to steer the denoising with (None: unconditional).
         """
         check_is_fitted(self, "model_")
-        strength = _check_strength(strength)
+        strength = check_strength(strength)
         encoded = self._encode(X)
         n = len(encoded.values)
         label = self._label_indices(y, n)
@@ -593,18 +637,25 @@ class DiffusionAugmenter(DiffusionEstimator):
             "input_kind": self.input_kind_,
             "encoder": self.encoder_.to_dict() if table else None,
             "dtypes": self.dtypes_ if self.input_kind_ == "frame" else None,
-            "columns": [_plain(c) for c in self.column_index_] if self.input_kind_ == "frame" else None,
+            "columns": [plain(c) for c in self.column_index_] if self.input_kind_ == "frame" else None,
             "dtype": None if self.input_kind_ == "frame" else self.dtype_.str,
             "sample_shape": None if table else list(self.sample_shape_),
             "scaler": self.scaler_.to_dict(),
             "channel_range": [r.tolist() for r in self.channel_range_],
             "value_range": [np.where(np.isnan(r), None, r).tolist() for r in self.value_range_],
             "domain": self.domain_.to_dict(),
-            "classes": None if self.classes_ is None else [_plain(c) for c in self.classes_],
+            "classes": None if self.classes_ is None else [plain(c) for c in self.classes_],
             "class_prior": None if self.class_prior_ is None else self.class_prior_.tolist(),
             "history": self.history_.to_dict(),
             "fit_seconds": self.fit_seconds_,
-        }, {}
+            "held_out": self.held_out_.tolist(),
+            "guidance_scale": self.guidance_scale_,
+            "selection": None if self.selection_ is None else self.selection_.to_dict(),
+            "copy_distance": self.copy_distance_,
+        }, ({} if self.copy_rows_ is None else {"copy_rows": self.copy_rows_})
+
+    def _user_data(self) -> dict[str, str]:
+        return {} if self.copy_rows_ is None else {"copy_rows": "training samples the copy guard compares with"}
 
     def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
         self.input_kind_ = metadata["input_kind"]
@@ -626,4 +677,9 @@ class DiffusionAugmenter(DiffusionEstimator):
         self.class_prior_ = None if metadata["class_prior"] is None else np.asarray(metadata["class_prior"])
         self.history_ = TrainHistory(**metadata["history"])
         self.fit_seconds_ = metadata["fit_seconds"]
+        self.held_out_ = np.asarray(metadata["held_out"], dtype=np.int64)
+        self.guidance_scale_ = metadata["guidance_scale"]
+        self.selection_ = None if metadata["selection"] is None else FitMeasurement.from_dict(metadata["selection"])
+        self.copy_distance_ = metadata["copy_distance"]
+        self.copy_rows_ = tensors.get("copy_rows")
         self.model_ = self._build_model()
