@@ -1,7 +1,9 @@
 """``diffimpute augment``: learn a data set and write new samples like it (or variations of its own).
 
 Tables come as CSV or Parquet and go out as CSV or Parquet; series windows ``(n, time, features)``
-and images come as ``.npy`` and go out as ``.npy``.
+and images come as ``.npy`` and go out as ``.npy``. For a table the command also scores the new
+rows against the rows the augmenter held out at fit (``report.augment_quality``) and prints the
+headline figures; ``--report`` writes the full page.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ def _split_labels(data, label_column: str | None):
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="Also save the augmenter here.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Picture of real vs generated samples (.png, .svg, .pdf).")
+@click.option("--report", "report_path", default=None, type=click.Path(dir_okay=False),
+              help="HTML synthetic-data report of a table: column shapes, correlation trends, real-vs-synthetic "
+                   "AUC, TSTR/TRTR with --label-column, DCR share.")
 @click.option("--index-col", default=None,
               help="Column of a table that is its index, not learned; kept in the output of --strength only.")
 @click.option("--device", default="auto", show_default=True)
@@ -78,14 +83,16 @@ def _split_labels(data, label_column: str | None):
 @click.option("--quiet", is_flag=True)
 @table_options
 def augment(data, n_samples, output, label_column, strength, guidance_scale, kind, time_budget, max_epochs,
-            model_path, plot_path, index_col, device, seed, quiet, table_format):
+            model_path, plot_path, report_path, index_col, device, seed, quiet, table_format):
     """Fit a diffusion augmenter on DATA and write N new samples like it to OUTPUT."""
     from diffimpute.tasks.augment import DiffusionAugmenter
 
     try:
         suffixes = _ARRAY_SUFFIXES if Path(data).suffix.lower() in _ARRAY_SUFFIXES else TABLE_SUFFIXES
         check_writable(output, suffixes)
-        for extra in (model_path, plot_path):
+        if report_path and Path(data).suffix.lower() in _ARRAY_SUFFIXES:
+            raise ValueError("--report scores tables; an .npy file holds series windows or images")
+        for extra in (model_path, plot_path, report_path):
             if extra:
                 check_writable(extra)
         frame = _read(data, index_col, table_format, quiet)
@@ -115,6 +122,16 @@ def augment(data, n_samples, output, label_column, strength, guidance_scale, kin
             from diffimpute.report.augment_plots import plot_augmentation
 
             plot_augmentation(frame, result, plot_path, kind=kind)
+        report = None
+        if isinstance(result, pd.DataFrame) and len(augmenter.held_out_) >= 2:
+            from diffimpute.report.augment_quality import augment_report
+
+            report = augment_report(augmenter, frame, result,
+                                    label_column, title=Path(data).name, seed=seed)
+        if report_path and report is not None:
+            from diffimpute.report.quality import write_report
+
+            write_report(report, report_path)
     except (ValueError, TypeError, FileNotFoundError) as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(2)
@@ -122,3 +139,5 @@ def augment(data, n_samples, output, label_column, strength, guidance_scale, kin
         made = "varied" if strength is not None else "generated"
         click.echo(f"fit {augmenter.fit_seconds_:.1f} s ({len(augmenter.history_.train_loss)} epochs); "
                    f"{made} {len(result)} samples; written to {output}")
+        for line in [] if report is None else report.summary:
+            click.echo(line)

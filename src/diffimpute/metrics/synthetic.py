@@ -33,6 +33,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.neighbors import NearestNeighbors
 
 FOREST_TREES = 100
+DCR_SUBSAMPLES = 10
 
 
 # ------------------------------------------------------------------------- helpers
@@ -80,12 +81,20 @@ def _forest(seed: int) -> RandomForestClassifier:
 def dcr_share(synthetic: np.ndarray, train: np.ndarray, holdout: np.ndarray, seed: int = 0) -> float:
     """Share of ``synthetic`` rows nearer to ``train`` than to ``holdout`` (ties count half).
 
-    ``train`` is subsampled to ``len(holdout)`` rows (seeded), so a generator that learned the
-    distribution and nothing more scores 0.5 whatever the sizes."""
-    if len(train) > len(holdout):
-        train = train[np.random.default_rng(seed).choice(len(train), len(holdout), replace=False)]
-    to_train, to_holdout = nearest_distance(synthetic, train), nearest_distance(synthetic, holdout)
-    return float(np.mean(to_train < to_holdout) + 0.5 * np.mean(to_train == to_holdout))
+    ``train`` is subsampled to ``len(holdout)`` rows, so a generator that learned the distribution
+    and nothing more scores 0.5 whatever the sizes; the share is averaged over ``DCR_SUBSAMPLES``
+    seeded subsamples, because one subsample of a small hold-out moves it by several points."""
+    to_holdout = nearest_distance(synthetic, holdout)
+    if len(train) <= len(holdout):
+        subsets = [np.arange(len(train))]
+    else:
+        rng = np.random.default_rng(seed)
+        subsets = [rng.choice(len(train), len(holdout), replace=False) for _ in range(DCR_SUBSAMPLES)]
+    shares = []
+    for rows in subsets:
+        to_train = nearest_distance(synthetic, train[rows])
+        shares.append(np.mean(to_train < to_holdout) + 0.5 * np.mean(to_train == to_holdout))
+    return float(np.mean(shares))
 
 
 def discriminator_auc(real: np.ndarray, synthetic: np.ndarray, seed: int = 0) -> float:
