@@ -133,7 +133,17 @@ def residual_quantiles(
 
 
 def quantile_draws(table: np.ndarray, given: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n_samples, windows, features, length)`` residual draws for windows ``given`` from ``table``.
+    """``(n_samples, windows, features, length)`` residual draws for windows ``given`` from ``table``,
+    each cell from the row of its feature and gap-length bin (``binned_quantile_draws``)."""
+    return binned_quantile_draws(table, gap_bins(given), given, n_samples, rng)
+
+
+def binned_quantile_draws(
+    table: np.ndarray, bins: np.ndarray, given: np.ndarray, n_samples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n_samples, windows, features, length)`` residual draws for windows ``given`` from ``table``
+    ``(features, bins, levels)``, each cell from the row of its feature and its ``bins`` entry (an
+    int array shaped like ``given``: a caller with its own strata, such as image distances).
 
     Each cell gets one draw per stratum of ``n_samples`` equal-probability strata (so few draws
     still span the distribution), in a random order per cell, shifted so that their median is
@@ -143,7 +153,7 @@ def quantile_draws(table: np.ndarray, given: np.ndarray, n_samples: int, rng: np
     strata = (np.arange(n_samples)[:, None, None, None] + rng.random((n_samples, *given.shape))) / n_samples
     order = rng.random((n_samples, *given.shape)).argsort(axis=0)
     strata = np.take_along_axis(strata, order, axis=0)
-    rows = table[np.arange(table.shape[0])[None, :, None], gap_bins(given)].reshape(-1, n_levels)  # (cells, levels)
+    rows = table[np.arange(table.shape[0])[None, :, None], bins].reshape(-1, n_levels)  # (cells, levels)
     # Linear interpolation of each cell's quantile function at its strata (levels are (i + 0.5) / n).
     position = np.clip(strata.reshape(n_samples, -1).T * n_levels - 0.5, 0, n_levels - 1)  # (cells, samples)
     low = np.floor(position).astype(np.int64)
