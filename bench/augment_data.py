@@ -1,7 +1,7 @@
 """The real data sets of the augmentation benchmark, each split into train / tune / test.
 
-Four small public tables that ship with scikit-learn or ``vega_datasets`` (no download) and one
-time-series-window set read from the shared data folder:
+Eight small public tables that ship with scikit-learn, ``vega_datasets`` or ``palmerpenguins``
+(no download) and one time-series-window set read from the shared data folder:
 
 | name | rows | columns | downstream task (the ``target`` column) |
 |---|---|---|---|
@@ -9,6 +9,10 @@ time-series-window set read from the shared data folder:
 | ``wine`` | 178 | 13 float | ``cultivar``: 3 classes |
 | ``cars`` | 392 | 6 numeric, ``Year`` int | ``Origin``: 3 classes (rows with a gap dropped) |
 | ``diabetes`` | 442 | 9 float, ``sex`` category | ``progression``: regression |
+| ``iris`` | 150 | 4 float | ``species``: 3 classes |
+| ``digits`` | 1,797 | 61 int pixels (constant ones dropped) | ``digit``: 10 classes |
+| ``penguins`` | 333 | 4 float, ``island``, ``sex`` (rows with a gap dropped) | ``species``: 3 classes |
+| ``seattle_weather`` | 1,461 | 4 float, ``month`` int | ``weather``: 5 classes (sun ... snow) |
 | ``skab`` | 2,322 windows | 16 s x 8 sensors | ``anomalous``: the window is mostly a fault |
 
 SKAB (Skoltech Anomaly Benchmark, GPL-3.0, ``shared/data/skab``): the 34 labelled runs of a
@@ -128,6 +132,39 @@ def load_diabetes() -> AugmentDataset:
     return _table("diabetes", tabular_tables.load_diabetes(), "progression", "regression")
 
 
+def load_iris() -> AugmentDataset:
+    """150 flowers, four float measurements, ``species`` (3 classes)."""
+    return _table("iris", tabular_tables.load_iris(), "species", "classification")
+
+
+def load_digits() -> AugmentDataset:
+    """1,797 8x8 digit images as 61 integer pixel columns, ``digit`` (10 classes)."""
+    from sklearn.datasets import load_digits as load
+
+    bunch = load(as_frame=True)
+    pixels = tabular_tables.load_digits()
+    digit = pd.Categorical.from_codes(bunch.target, categories=[str(d) for d in bunch.target_names])
+    return _table("digits", pixels.assign(digit=digit), "digit", "classification")
+
+
+def load_penguins() -> AugmentDataset:
+    """333 complete penguins (11 rows with a gap dropped), ``species`` (3 classes)."""
+    frame = tabular_tables.load_penguins().dropna().reset_index(drop=True)
+    frame["sex"] = frame["sex"].cat.remove_unused_categories()
+    return _table("penguins", frame, "species", "classification")
+
+
+def load_seattle_weather() -> AugmentDataset:
+    """1,461 days of Seattle weather: precipitation, temperatures, wind and the ``month``; predict
+    the ``weather`` (5 classes). The date itself is dropped (an identifier)."""
+    from vega_datasets import data
+
+    frame = data.seattle_weather()
+    frame = frame.assign(month=frame["date"].dt.month.astype(np.int64)).drop(columns="date")
+    frame["weather"] = frame["weather"].astype("category")
+    return _table("seattle_weather", frame, "weather", "classification")
+
+
 # ---------------------------------------------------------------------------- windows
 
 
@@ -162,5 +199,9 @@ DATASETS: dict[str, Callable[[], AugmentDataset]] = {
     "wine": load_wine,
     "cars": load_cars,
     "diabetes": load_diabetes,
+    "iris": load_iris,
+    "digits": load_digits,
+    "penguins": load_penguins,
+    "seattle_weather": load_seattle_weather,
     "skab": load_skab,
 }
