@@ -80,13 +80,13 @@ def score(truth: pd.DataFrame, hidden: np.ndarray, imputation: Imputation) -> di
 # ------------------------------------------------------------------------------ ours
 
 
-def ours(gappy: pd.DataFrame, seed: int) -> Imputation:
-    """The library's TabularImputer with its defaults: the per-cell median (most likely level
-    for categories), its own 90 % interval and 30 numeric draws."""
+def ours(gappy: pd.DataFrame, seed: int, **options) -> Imputation:
+    """The library's TabularImputer with its defaults (or ``options``, from ``--set``): the
+    per-cell median (most likely level for categories), its own 90 % interval and 30 numeric draws."""
     from diffimpute import TabularImputer
 
     started = time.perf_counter()
-    model = TabularImputer(random_state=seed, verbose=False).fit(gappy)
+    model = TabularImputer(random_state=seed, verbose=False, **options).fit(gappy)
     fit_s = time.perf_counter() - started
     started = time.perf_counter()
     result = model.impute(gappy, n_samples=N_SAMPLES, seed=seed)
@@ -112,6 +112,9 @@ def _done(part: str) -> set[tuple]:
 
 def run(args) -> None:
     methods = {OURS: ours} if args.part == "ours" else dict(PEERS)
+    if args.part == "ours" and args.set:
+        options = dict(_option(text) for text in args.set)
+        methods = {f"{OURS}[{','.join(args.set)}]": lambda gappy, seed: ours(gappy, seed, **options)}
     if args.methods:
         unknown = set(args.methods) - set(methods)
         if unknown:
@@ -187,6 +190,15 @@ def report(part: str | None) -> None:
         print(text)
 
 
+def _option(text: str) -> tuple[str, object]:
+    """``name=value`` with a JSON value (``guess="auto"`` may be written ``guess=auto``)."""
+    name, _, value = text.partition("=")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["ours", "peers"])
@@ -196,6 +208,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--methods", type=lambda s: s.split(","), default=None, help="run only these methods")
     parser.add_argument("--tag", default="", help="suffix of the results file, to run a part in pieces")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="--part ours: TabularImputer parameters other than the defaults (the method is "
+                             "then named after them)")
     args = parser.parse_args()
     if args.report:
         report(args.part)

@@ -360,7 +360,8 @@ def test_tree_guess_runs_the_fitted_trees_exactly() -> None:
         roots.append(offset)
         offset += len(trees[-1]["feature"])
     guess = tree_guess.TreeGuess(3)
-    guess._set_trees(trees, roots, [0] * len(roots), np.array([float(model._baseline_prediction.ravel()[0]), 0, 0]))
+    baseline = np.array([[float(model._baseline_prediction.ravel()[0]), 0, 0]])
+    guess._set_trees(trees, roots, [0] * len(roots), [0] * len(roots), baseline)
     query = rng.standard_normal((500, 3))
     query[rng.random(query.shape) < 0.4] = np.nan
     ours = guess.predict_rows(torch.from_numpy(query))[:, 0].numpy()
@@ -374,17 +375,42 @@ def test_auto_guess_takes_trees_where_they_beat_the_gaussian_guess(tmp_path) -> 
     gappy, _ = with_holes(truth, 0.3, seed=2)
     imputer = TabularImputer(**{**TINY_TABLE, "max_epochs": 5}, guess="auto").fit(gappy)
     choice = imputer.model_.guess
-    assert bool(choice.use_trees[1])  # bend
+    assert float(choice.tree_weight[1]) == 1.0  # bend
     windows = imputer._windows(imputer.scaler_.transform(imputer.encoder_.encode(imputer.encoder_.codes(truth))))
     hide_bend = windows.observed.clone()
     hide_bend[:, 1] = False
     bend = windows.values[:, 1, 0]
-    tree_error = (choice.trees(windows.values, hide_bend, windows.positions)[:, 1, 0] - bend).abs().mean()
-    gaussian_error = (choice.gaussian(windows.values, hide_bend, windows.positions)[:, 1, 0] - bend).abs().mean()
-    assert tree_error < 0.5 * gaussian_error
+    gaussian, trees = choice.candidates(windows.values, hide_bend, windows.positions)
+    assert (trees[:, 1, 0] - bend).abs().mean() < 0.5 * (gaussian[:, 1, 0] - bend).abs().mean()
     path = tmp_path / "trees.dfi"
     imputer.save(path)
     loaded = load(path)
-    assert torch.equal(loaded.model_.guess.use_trees, choice.use_trees)
+    assert torch.equal(loaded.model_.guess.tree_weight, choice.tree_weight)
     assert np.array_equal(loaded.impute(gappy, n_samples=4, seed=3).samples,
                           imputer.impute(gappy, n_samples=4, seed=3).samples)
+
+
+def test_tree_guess_is_cross_fitted() -> None:
+    """A training row's key takes trees that never saw it: on rows of pure noise the in-fold
+    trees would recall each row's label, the out-of-fold ones cannot; key 0 averages the folds."""
+    from diffimpute.nn.tree_guess import TreeGuess
+
+    rng = np.random.default_rng(0)
+    rows = torch.from_numpy(rng.standard_normal((400, 4)).astype(np.float32))
+    given = torch.ones_like(rows, dtype=torch.bool)
+    folds = np.arange(400) % 4 + 1
+    guess = TreeGuess(4).fit(rows.double().numpy(), rows.double().numpy(), np.arange(4), 0, folds)
+    assert len(guess.baseline) == 4 and set(guess.tree_fold.tolist()) == {0, 1, 2, 3}
+    hide_first = given.clone()
+    hide_first[:, 0] = False
+    values, positions = rows.unsqueeze(-1), torch.from_numpy(folds).float().unsqueeze(-1)
+
+    def error(keys: torch.Tensor) -> float:
+        return float((guess(values, hide_first.unsqueeze(-1), keys)[:, 0, 0] - rows[:, 0]).abs().mean())
+
+    in_fold = positions % 4 + 1  # every row guessed by a fold that was fitted on it
+    assert error(positions) > error(in_fold) + 0.05
+    assert error(positions) > 0.75  # noise: no better than its mean (about 0.8) out of fold
+    manual = torch.stack([guess(values, hide_first.unsqueeze(-1), torch.full_like(positions, k))
+                          for k in range(1, 5)]).mean(0)
+    torch.testing.assert_close(guess(values, hide_first.unsqueeze(-1), torch.zeros_like(positions)), manual)

@@ -8,6 +8,13 @@ channel from every other column of the row, NaN where a cell is not given, which
 trees route down a branch learned for missing values. One model per channel therefore serves
 every pattern of given cells, in training and at imputation alike, in a single pass.
 
+Trees guess the rows they were fitted on better than new ones; a diffusion model trained over
+that in-sample guess learns to trust it more than it deserves at imputation. So the trees are
+cross-fitted: the training rows fall into ``K`` folds and fold ``k``'s trees are fitted on the
+others. Each row carries its key in ``positions`` (meaningless for a table row, a window of length
+1): key ``k`` in 1..K takes fold ``k``'s trees, which never saw that row, and key 0 (every row
+met outside training) the average of all folds, whose labels never included its hidden cells.
+
 The fitted trees are copied into tensors (the split feature, threshold, side for missing values,
 children and leaf value of every node), so the guess runs in torch, batched over rows and trees,
 and saves as safetensors buffers like any weight: no estimator is pickled or refitted at load.
@@ -22,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-_TREE_BUFFERS = ("feature", "threshold", "missing_left", "left", "right", "leaf_value", "roots", "tree_channel")
+_TREE_BUFFERS = ("feature", "threshold", "missing_left", "left", "right", "leaf_value", "roots", "tree_channel",
+                 "tree_fold", "baseline")
 # Boosting settings: early stopping on an inner split keeps a weak column's ensemble short, which
 # also keeps the in-sample optimism of the guess on its own training rows small.
 _BOOSTING = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 20,
@@ -48,76 +56,87 @@ def _node_arrays(predictor, offset: int, inputs: np.ndarray) -> dict[str, np.nda
     }
 
 
+def _fit_channels(inputs: np.ndarray, labels: np.ndarray, channel_column: np.ndarray, seed: int,
+                  offset: int) -> tuple[list[dict[str, np.ndarray]], list[int], np.ndarray]:
+    """One boosted model per channel of ``labels (n, features)`` from the other columns of
+    ``inputs`` (NaN: not given): each tree's node arrays (numbered from ``offset``, its root
+    first), each tree's channel and each channel's baseline (its mean where it has no trees)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    arrays, tree_channel = [], []
+    baseline = np.zeros(labels.shape[1])
+    for channel in range(labels.shape[1]):
+        known = ~np.isnan(labels[:, channel])
+        if not known.any():
+            continue
+        target = labels[known, channel]
+        baseline[channel] = target.mean()
+        if np.ptp(target) == 0 or known.sum() < 2 * _BOOSTING["min_samples_leaf"]:
+            continue  # constant or too few labels: the mean is the guess
+        features = inputs[known]
+        # not its own column, nor a channel never given in these rows (nothing to split on)
+        used = np.flatnonzero((channel_column != channel_column[channel]) & ~np.isnan(features).all(axis=0))
+        if not used.size:
+            continue
+        model = HistGradientBoostingRegressor(**_BOOSTING, random_state=seed).fit(features[:, used], target)
+        baseline[channel] = float(np.ravel(model._baseline_prediction)[0])
+        for (predictor,) in model._predictors:
+            arrays.append(_node_arrays(predictor, offset, used))
+            tree_channel.append(channel)
+            offset += len(arrays[-1]["feature"])
+    return arrays, tree_channel, baseline
+
+
 class TreeGuess(nn.Module):
-    """Each channel's prediction from the given cells of its row by gradient-boosted trees.
+    """Each channel's prediction from the given cells of its row by cross-fitted boosted trees.
 
     Maps ``(values, cond_mask, positions)`` -- ``(batch, features, length)`` twice and ``(batch,
-    length)`` -- to ``(batch, features, length)`` with given cells unchanged; every time step (table
-    row) is guessed on its own. Buffers: the nodes of all trees of all channels, flat
-    (``feature``, ``threshold``, ``missing_left``, ``left``, ``right``, ``leaf_value``), each
-    tree's root node and channel, and each channel's ``baseline`` (its mean: a channel with no
-    trees, or an unfitted guess, predicts it).
+    length)`` row keys (0: all folds; k: fold k's trees only) -- to ``(batch, features, length)``
+    with given cells unchanged; every time step (table row) is guessed on its own. Buffers: the
+    nodes of all trees of all folds, flat (``feature``, ``threshold``, ``missing_left``, ``left``,
+    ``right``, ``leaf_value``), each tree's root node, channel and fold, and each fold's
+    ``baseline`` per channel ``(folds, features)`` (a channel without trees predicts its mean).
     """
 
     def __init__(self, n_features: int) -> None:
         super().__init__()
-        self.register_buffer("baseline", torch.zeros(n_features))
         self.register_buffer("depth", torch.tensor(0))
         for name in _TREE_BUFFERS:
-            dtype = torch.float32 if name in ("threshold", "leaf_value") else (
+            dtype = torch.float32 if name in ("threshold", "leaf_value", "baseline") else (
                 torch.bool if name == "missing_left" else torch.int64)
             self.register_buffer(name, torch.zeros(0, dtype=dtype))
+        self.baseline = torch.zeros(1, n_features)
+
+    @property
+    def n_features(self) -> int:
+        return self.baseline.shape[1]
 
     @torch.no_grad()
-    def fit(self, rows: torch.Tensor, given: torch.Tensor, channel_column: np.ndarray,
-            hide_rate: float, seed: int) -> TreeGuess:
-        """Fit one boosted model per channel on ``rows (n, features)`` observed where ``given``.
-
-        A channel's model never sees its own column (``channel_column (features,)``: the column of
-        each channel, so a categorical's one-hot channels hide together). The rows are used twice:
-        as they are, and with a further share of their given columns hidden (each row a uniform
-        share up to ``2 * hide_rate``), so that the trees learn to guess from the sparser rows that
-        the diffusion model's training targets leave too.
+    def fit(self, inputs: np.ndarray, labels: np.ndarray, channel_column: np.ndarray, seed: int,
+            folds: np.ndarray) -> TreeGuess:
+        """Fit each fold's boosted models: ``labels (n, features)`` (NaN: not observed) from
+        ``inputs (n, features)`` (NaN: not given), leaving out the rows whose ``folds (n,)`` entry
+        (1..K) is that fold. A channel's model never sees its own column (``channel_column
+        (features,)``: the column of each channel, so a categorical's one-hot channels hide together).
         """
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        data = torch.where(given, rows, torch.nan).double().numpy()
-        rng = np.random.default_rng(seed)
-        n_columns = int(channel_column.max()) + 1
-        share = rng.uniform(0, min(1.0, 2 * hide_rate), size=(len(data), 1))
-        hidden_columns = rng.random((len(data), n_columns)) < share
-        thinned = np.where(hidden_columns[:, channel_column], np.nan, data)
-        inputs, labels = np.vstack([data, thinned]), np.vstack([data, data])
-
-        arrays: list[dict[str, np.ndarray]] = []
-        roots, tree_channel, offset = [], [], 0
-        baseline = np.zeros(data.shape[1])
-        for channel in range(data.shape[1]):
-            known = ~np.isnan(labels[:, channel])
-            if not known.any():
-                continue
-            target = labels[known, channel]
-            baseline[channel] = target.mean()
-            if np.ptp(target) == 0 or known.sum() < 2 * _BOOSTING["min_samples_leaf"]:
-                continue  # constant or too few labels: the mean is the guess
-            features = inputs[known]
-            # not its own column, nor a channel never given in these rows (nothing to split on)
-            used = np.flatnonzero((channel_column != channel_column[channel]) & ~np.isnan(features).all(axis=0))
-            if not used.size:
-                continue
-            model = HistGradientBoostingRegressor(**_BOOSTING, random_state=seed).fit(features[:, used], target)
-            baseline[channel] = float(np.ravel(model._baseline_prediction)[0])
-            for (predictor,) in model._predictors:
-                tree = _node_arrays(predictor, offset, used)
-                arrays.append(tree)
+        arrays, roots, tree_channel, tree_fold, baselines, offset = [], [], [], [], [], 0
+        for fold in range(1, int(folds.max()) + 1):
+            keep = folds != fold
+            trees, channels, baseline = _fit_channels(inputs[keep], labels[keep], channel_column, seed + fold,
+                                                      offset)
+            for tree in trees:
                 roots.append(offset)
-                tree_channel.append(channel)
                 offset += len(tree["feature"])
-        self._set_trees(arrays, roots, tree_channel, baseline)
+            arrays += trees
+            tree_channel += channels
+            tree_fold += [fold - 1] * len(trees)
+            baselines.append(baseline)
+        self._set_trees(arrays, roots, tree_channel, tree_fold, np.stack(baselines))
         return self
 
     def _set_trees(self, arrays: list[dict[str, np.ndarray]], roots: list[int], tree_channel: list[int],
-                   baseline: np.ndarray) -> None:
+                   tree_fold: list[int], baseline: np.ndarray) -> None:
+        """Flat node arrays with absolute child indices; ``baseline (folds, features)``."""
         self.baseline = torch.as_tensor(baseline, dtype=torch.float32)
         self.depth = torch.tensor(max((int(a["depth"].max()) for a in arrays), default=0))
         for name in _TREE_BUFFERS[:6]:
@@ -126,18 +145,29 @@ class TreeGuess(nn.Module):
             setattr(self, name, torch.as_tensor(joined).to(like.dtype))
         self.roots = torch.as_tensor(roots, dtype=torch.int64)
         self.tree_channel = torch.as_tensor(tree_channel, dtype=torch.int64)
+        self.tree_fold = torch.as_tensor(tree_fold, dtype=torch.int64)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        """The number of nodes is known only once fitted: take the saved buffers' sizes first."""
+        """The number of nodes and folds is known only once fitted: take the saved buffers' sizes first."""
         for name in _TREE_BUFFERS:
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved, dtype=getattr(self, name).dtype))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def predict_rows(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (rows, features)`` with NaN where not given -> every channel's prediction, same shape."""
-        out = self.baseline.to(x.dtype).expand_as(x).clone()
+    def _fold_weights(self, keys: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``keys (rows,)`` -> ``(rows, folds)``: one-hot on fold ``key`` (1..K), uniform for key 0."""
+        n_folds = len(self.baseline)
+        folds = torch.arange(1, n_folds + 1, device=keys.device)
+        own = (keys[:, None] == folds).to(dtype)
+        return torch.where((keys == 0)[:, None], torch.full_like(own, 1.0 / n_folds), own)
+
+    def predict_rows(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (rows, features)`` with NaN where not given, ``keys (rows,)`` int (default 0: all
+        folds) -> every channel's prediction, same shape as ``x``."""
+        keys = torch.zeros(len(x), dtype=torch.int64, device=x.device) if keys is None else keys
+        weights = self._fold_weights(keys, x.dtype)
+        out = weights @ self.baseline.to(x.dtype)
         if not len(self.roots):
             return out
         for part in torch.arange(len(x), device=x.device).split(_ROWS_PER_PASS):
@@ -148,29 +178,43 @@ class TreeGuess(nn.Module):
                 left = torch.where(value.isnan(), self.missing_left[node],
                                    value <= self.threshold[node].to(value.dtype))
                 node = torch.where(left, self.left[node], self.right[node])
-            out[part] += torch.zeros_like(rows).index_add_(1, self.tree_channel, self.leaf_value[node].to(x.dtype))
+            leaves = self.leaf_value[node].to(x.dtype) * weights[part][:, self.tree_fold]
+            out[part] += torch.zeros_like(rows).index_add_(1, self.tree_channel, leaves)
         return out
 
-    def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor,
+                fill: torch.Tensor | None = None) -> torch.Tensor:
+        """``fill``: what the trees see where a cell is not given (default NaN), e.g. another guess."""
         batch, n_features, length = values.shape
-        rows = torch.where(cond_mask, values, torch.nan).transpose(1, 2).reshape(-1, n_features)
-        estimate = self.predict_rows(rows).view(batch, length, n_features).transpose(1, 2)
+        rows = torch.where(cond_mask, values, torch.nan if fill is None else fill)
+        rows = rows.transpose(1, 2).reshape(-1, n_features)
+        keys = positions.reshape(-1).round().long()
+        estimate = self.predict_rows(rows, keys).view(batch, length, n_features).transpose(1, 2)
         return torch.where(cond_mask, values, estimate)
 
 
 class ColumnChoiceGuess(nn.Module):
-    """The Gaussian guess in some channels and the tree guess in the others (``use_trees``, a
-    ``(features,)`` bool buffer the task sets on held-out cells; all False: the Gaussian guess)."""
+    """The Gaussian guess, the tree guess or their mean, channel by channel (``tree_weight``, a
+    ``(features,)`` buffer of 0, 0.5 or 1 that the task sets on held-out cells; all 0: the Gaussian
+    guess). The trees see the Gaussian guess where a cell is not given: each column's value guessed
+    from the others is more to split on than a missing cell (MissForest's filled rows, started
+    from the conditional mean rather than the column mean)."""
 
     def __init__(self, gaussian: nn.Module, trees: TreeGuess) -> None:
         super().__init__()
         self.gaussian = gaussian
         self.trees = trees
-        self.register_buffer("use_trees", torch.zeros(len(trees.baseline), dtype=torch.bool))
+        self.register_buffer("tree_weight", torch.zeros(trees.n_features))
+
+    def candidates(self, values: torch.Tensor, cond_mask: torch.Tensor,
+                   positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian and the tree guess, each ``(batch, features, length)``."""
+        estimate = self.gaussian(values, cond_mask, positions)
+        return estimate, self.trees(values, cond_mask, positions, fill=estimate)
 
     def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        estimate = self.gaussian(values, cond_mask, positions)
-        if not bool(self.use_trees.any()):
-            return estimate
-        trees = self.trees(values, cond_mask, positions)
-        return torch.where(self.use_trees[None, :, None], trees, estimate)
+        if not bool(self.tree_weight.any()):
+            return self.gaussian(values, cond_mask, positions)
+        gaussian, trees = self.candidates(values, cond_mask, positions)
+        weight = self.tree_weight[None, :, None].to(values.dtype)
+        return gaussian + weight * (trees - gaussian)

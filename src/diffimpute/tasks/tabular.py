@@ -48,12 +48,15 @@ TabularGuessKind = Literal["gaussian", "auto", "none"]
 _MIN_ROWS = 8  # fewer rows cannot both train a model and hold out cells to check it
 _GUESS_ROWS = 2048  # rows the Gaussian guess is fitted on (its cost grows as rows x channels^3)
 _TREE_ROWS = 4096  # rows the tree guess is fitted on (twice: as they are and thinned)
+_TREE_WEIGHTS = (0.0, 0.5, 1.0)  # a column's guess: Gaussian, the mean of both, or trees
+_CHOICE_MARGIN = 2.0  # standard errors a column's own best guess must gain to leave the table-wide one
+_TREE_FOLDS = 5  # cross-fitting folds of the tree guess: each training row is guessed by trees that never saw it
 _HELD_OUT_CELLS, _MIN_AUTO_HELD_OUT, _MAX_AUTO_HELD_OUT = 400, 0.1, 0.2  # the automatic validation_fraction
 _SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
 
 
 def _column_targets(observed_columns: torch.Tensor, channel_column: torch.Tensor,
-                    generator: torch.Generator, rate: float | None = None) -> torch.Tensor:
+                    generator: torch.Generator, rate: float | torch.Tensor | None = None) -> torch.Tensor:
     """CSDI's random strategy on whole columns: each row hides a uniform-random share of its observed
     columns (or ``rate`` of them). ``observed_columns (rows, columns)`` -> channel targets ``(rows, channels, 1)``."""
     rows, _ = observed_columns.shape
@@ -62,6 +65,22 @@ def _column_targets(observed_columns: torch.Tensor, channel_column: torch.Tensor
     hidden = observed_columns & (torch.rand(observed_columns.shape, generator=generator,
                                             device=observed_columns.device) < rate)
     return hidden[:, channel_column].unsqueeze(-1)
+
+
+def _paired_choice(errors: np.ndarray, default: int) -> float:
+    """A column's tree weight: the table-wide choice ``default`` unless another candidate beats it on
+    this column's cells by more than ``_CHOICE_MARGIN`` standard errors of the paired gains; with
+    tens of held-out cells per column, the best of three on a column alone is mostly noise.
+    ``errors``: ``(weights, rows)``, NaN where the column's cell was not picked."""
+    cells = ~np.isnan(errors[0])
+    best = default
+    if cells.sum() > 1:
+        gains = errors[default, cells][None] - errors[:, cells]  # (weights, cells)
+        margin = _CHOICE_MARGIN * gains.std(axis=1, ddof=1) / np.sqrt(cells.sum())
+        better = np.flatnonzero(gains.mean(axis=1) > np.maximum(margin, 0) + 1e-12)
+        if better.size:
+            best = int(better[np.argmax(gains.mean(axis=1)[better])])
+    return _TREE_WEIGHTS[best]
 
 
 class TabularImputer(TransformerMixin, GuessRefiner):
@@ -75,10 +94,10 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     Parameters
     ----------
     guess: ``"gaussian"`` (default: each cell's conditional mean given the other cells of its row
-        under a multivariate normal fitted by EM), ``"auto"`` (per column, that or gradient-boosted
-        trees on the row's given cells, ``nn.tree_guess``, whichever has the lower MAE on held-out
-        cells; needs ``validation_fraction`` > 0; not the default: trees guess their own training
-        rows better than new ones, so the model learns too small a residual to refine them much)
+        under a multivariate normal fitted by EM), ``"auto"`` (per column, that, gradient-boosted
+        trees on the row filled by it, ``nn.tree_guess``, or their mean, whichever has the lower
+        MAE on held-out cells; needs ``validation_fraction`` > 0; the trees are cross-fitted, so
+        each training row is guessed by trees that never saw it, as rows are at imputation)
         or ``"none"`` (the model learns from the column means up, as TabCSDI).
     guess_ridge: shrinkage of the Gaussian guess's covariance towards its diagonal (0-1); None
         (default) picks it from a few values by MAE on the held-out cells.
@@ -228,7 +247,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         return self.encoder_.decode(self.scaler_.inverse_transform(scaled[..., 0]))
 
     def _training_targets(self, observed: torch.Tensor, generator: torch.Generator,
-                          rate: float | None = None) -> torch.Tensor:
+                          rate: float | torch.Tensor | None = None) -> torch.Tensor:
         channel_column = torch.from_numpy(self.encoder_.channel_column).to(observed.device)
         first = torch.from_numpy(self.encoder_.first_channel).to(observed.device)
         return _column_targets(observed[:, first, 0], channel_column, generator, rate)
@@ -284,6 +303,9 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             rows = torch.from_numpy(np.flatnonzero(held_columns.any(axis=1)))
             all_rows = self._windows(scaled)
             held = HeldOut(all_rows[rows], torch.from_numpy(held_channels)[rows].unsqueeze(-1))
+        if self._cross_fits():
+            keys = torch.from_numpy(self._tree_folds(len(train_windows))).float().unsqueeze(-1)
+            train_windows = Windows(train_windows.values, train_windows.observed, keys)
         self._train_refiner(train_windows, held, device, checkpoint=plan, resume=resume)
         self._score_categories(held, device)
         self.fit_seconds_ = time.perf_counter() - started
@@ -306,25 +328,65 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             errors = {}
             for amount in _SHRINKAGES:
                 gaussian.shrinkage.fill_(amount)
-                errors[amount] = self._held_error(gaussian, held).sum()
+                with torch.no_grad():
+                    estimate = gaussian(held.windows.values, held.cond_mask, held.windows.positions)
+                errors[amount] = self._held_error(estimate, held).sum()
             gaussian.shrinkage.fill_(min(errors, key=errors.get))
         if choice is None or held is None:
             return  # nothing to choose the trees by: the Gaussian guess everywhere
-        rows = train_windows[order[:_TREE_ROWS]]
-        choice.trees.fit(rows.values[..., 0], rows.observed[..., 0], self.encoder_.channel_column,
-                         self.missing_rate_, self.seed_)
-        columns = self.encoder_.channel_column
-        n_columns = len(self.encoder_.columns)
-        by_column = [np.bincount(columns, weights=self._held_error(guess, held), minlength=n_columns)
-                     for guess in (gaussian, choice.trees)]
-        choice.use_trees.copy_(torch.from_numpy((by_column[1] < by_column[0])[columns]))
+        self._fit_trees(choice, train_windows)
+        with torch.no_grad():
+            gaussian_guess, tree_guess = choice.candidates(held.windows.values, held.cond_mask,
+                                                           held.windows.positions)
+        cell_errors = np.stack([self._column_errors(gaussian_guess + w * (tree_guess - gaussian_guess), held)
+                                for w in _TREE_WEIGHTS])  # (weights, rows, columns), NaN: not picked
+        weights = np.full(cell_errors.shape[2], _TREE_WEIGHTS[np.nanargmin(np.nansum(cell_errors, axis=(1, 2)))])
+        for column in range(cell_errors.shape[2]):
+            weights[column] = _paired_choice(cell_errors[:, :, column], _TREE_WEIGHTS.index(weights[column]))
+        choice.tree_weight.copy_(torch.from_numpy(weights[self.encoder_.channel_column]).float())
+
+    def _fit_trees(self, choice: ColumnChoiceGuess, train_windows: Windows) -> None:
+        """Fit the cross-fitted trees on the training rows twice over: as they are and with a further
+        uniform share (up to twice the table's missing rate) of each row's given columns hidden, as
+        the diffusion model's targets hide them; the trees see the Gaussian guess in hidden cells."""
+        folds = self._tree_folds(len(train_windows))
+        rows = train_windows[torch.from_numpy(np.flatnonzero(folds))]
+        generator = torch.Generator().manual_seed(self.seed_ + 4)
+        rate = torch.rand(len(rows), 1, generator=generator) * min(1.0, 2 * self.missing_rate_)
+        thinned = rows.observed & ~self._training_targets(rows.observed, generator, rate)
+        with torch.no_grad():
+            filled = [choice.gaussian(rows.values, given, rows.positions)[..., 0] for given in (rows.observed, thinned)]
+        labels = torch.where(rows.observed[..., 0], rows.values[..., 0], torch.nan).double().numpy()
+        choice.trees.fit(torch.cat(filled).double().numpy(), np.vstack([labels, labels]), self.encoder_.channel_column,
+                         self.seed_, np.tile(folds[folds > 0], 2))
+
+    def _cross_fits(self) -> bool:
+        """Whether training rows carry their tree fold as their key (``positions``): the MLP ignores
+        positions, but the transformer embeds them as times, so it keeps key 0 (all folds)."""
+        return self.guess == "auto" and self.denoiser == "mlp"
+
+    def _tree_folds(self, n_rows: int) -> np.ndarray:
+        """``(n_rows,)`` each training row's tree fold, 1..``_TREE_FOLDS``, for a seeded ``_TREE_ROWS``
+        of them (the rows the trees are fitted on) and 0 (trees that never saw it) for the rest."""
+        order = np.random.default_rng(self.seed_ + 3).permutation(n_rows)[:_TREE_ROWS]
+        folds = np.zeros(n_rows, dtype=np.int64)
+        folds[order] = np.arange(len(order)) % _TREE_FOLDS + 1
+        return folds
+
+    def _column_errors(self, guess: torch.Tensor, held: HeldOut) -> np.ndarray:
+        """``(rows, columns)`` absolute error of a ``guess`` of the held-out windows, summed over a
+        column's channels, at its ``picked`` cells; NaN elsewhere."""
+        error = ((guess - held.windows.values).abs() * held.picked)[..., 0].double().numpy()
+        by_column = np.zeros((len(error), len(self.encoder_.columns)))
+        np.add.at(by_column.T, self.encoder_.channel_column, error.T)
+        picked = held.picked[:, self.encoder_.first_channel, 0].numpy()
+        return np.where(picked, by_column, np.nan)
 
     @staticmethod
-    @torch.no_grad()
-    def _held_error(guess: torch.nn.Module, held: HeldOut) -> np.ndarray:
-        """``(channels,)`` summed absolute error of ``guess`` at the held-out cells that choices may
-        use (``picked``: not the ones ``validation_`` reports)."""
-        error = (guess(held.windows.values, held.cond_mask, held.windows.positions) - held.windows.values).abs()
+    def _held_error(guess: torch.Tensor, held: HeldOut) -> np.ndarray:
+        """``(channels,)`` summed absolute error of a ``guess`` of the held-out windows at the cells
+        that choices may use (``picked``: not the ones ``validation_`` reports)."""
+        error = (guess - held.windows.values).abs()
         return (error * held.picked).sum(dim=(0, 2)).double().numpy()
 
     def _check_fit_data(self, codes: np.ndarray) -> None:
