@@ -25,6 +25,11 @@ dropped to a null class for ``label_dropout`` of training rows, so that ``genera
 classifier-free guidance (Ho & Salimans 2022; ``engine.sampling``). ``vary(X, strength)``
 forward-noises real samples part of the way and denoises them again (SDEdit, Meng et al. 2022),
 the mechanism DA-Fusion (Trabucco et al. 2024) uses to augment images.
+
+Settings that defaults tuned elsewhere get wrong are measured on each data set instead: the
+samples held out at ``fit`` choose the guidance scale and set the copy guard that keeps generated
+samples from copying training ones (``tasks.augment_selection``). Conversions between the user's
+data and the network's samples live in ``tasks.augment_forms``.
 """
 
 from __future__ import annotations
