@@ -266,6 +266,7 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         if self.guess_ == "auto":  # nothing held out to measure the candidates on: the one that keeps no images
             self.guess_ = "harmonic"
         bank = self._bank(donors) if self.guess_ == "neighbours" else None
+        self.spread_floor_ = None  # set where the guess's draws are calibrated
         self._train_refiner(train_windows, held, resolve_device(self.device), start=bank, checkpoint=plan,
                             resume=resume)
         self.fit_seconds_ = time.perf_counter() - started
@@ -397,10 +398,10 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         """The guess plus the local spread times residuals drawn from ``residual_quantiles_``, keyed
         per image by ``row_ids`` as the network's noise is; channels outside ``_interval_channels``
         keep the guess in every draw."""
+        if self.spread_floor_ is None:  # no quantiles in local units: none at all, or a file saved before them
+            return super()._guess_draws(windows, cond_mask, n_samples, generator, device, on_chunk, row_ids)
         guess = self._guess_of(windows, cond_mask, device, on_chunk)
         draws = guess.unsqueeze(1).repeat(1, n_samples, 1, 1)  # (images, samples, channels, pixels)
-        if self.residual_quantiles_ is None:
-            return SampleOutput(samples=draws, guess=guess)
         per_pass = max(1, self.max_cells_per_pass // (self._cells_per_window() * n_samples))
         table = for_sample_quantiles(self.residual_quantiles_, n_samples)
         for rows in torch.arange(len(windows)).split(per_pass):
@@ -464,7 +465,7 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
             "refines": self.refines_,
             "guess_channels": self.guess_channels_.tolist(),
             "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
-            "spread_floor": getattr(self, "spread_floor_", None),
+            "spread_floor": self.spread_floor_,
             "validation": self.validation_,
             "history": self.history_.to_dict(),
         }, {}
