@@ -11,6 +11,7 @@ import pandas as pd
 from diffimpute._validation import check_probability
 from diffimpute.data.schema import from_panel
 from diffimpute.data.table import TableEncoder, most_frequent
+from diffimpute.tasks.level_sets import in_set
 
 
 @dataclass
@@ -109,6 +110,7 @@ class TableImputationResult(DrawsResult):
     encoder: TableEncoder
     guess: pd.DataFrame | np.ndarray | None = None
     whole: np.ndarray | None = None
+    level_threshold: float = float("inf")
 
     @property
     def numeric_columns(self) -> list[str]:
@@ -132,6 +134,16 @@ class TableImputationResult(DrawsResult):
         counts = np.stack([(draws == k).sum(axis=0) for k in range(len(spec.levels))], axis=1)
         index = self.data.index if isinstance(self.data, pd.DataFrame) else pd.RangeIndex(len(draws[0]))
         return pd.DataFrame(counts / self.n_samples, index=index, columns=pd.Index(spec.levels, name=column))
+
+    def prediction_set(self, column: str) -> pd.DataFrame:
+        """The levels of categorical ``column`` in each cell's 90 % prediction set, ``(rows, levels)``
+        bool: the most drawn levels, calibrated on held-out cells at fit to hold the true level
+        about 90 % of the time (``tasks.level_sets``); an observed cell's set is its level."""
+        shares = self.probabilities(column)
+        values = shares.to_numpy()
+        observed = ~self.missing[:, [spec.name for spec in self.encoder.columns].index(column)]
+        sets = np.where(observed[:, None], values > 0, in_set(values, self.level_threshold))
+        return pd.DataFrame(sets, index=shares.index, columns=shares.columns)
 
     def to_frame(self, quantiles: Sequence[float] = (0.05, 0.95)) -> pd.DataFrame:
         """The median frame plus ``<column>_q<level>`` columns for each numeric column and level."""

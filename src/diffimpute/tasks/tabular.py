@@ -40,8 +40,10 @@ from diffimpute.nn.tabular import TabularDenoiser
 from diffimpute.nn.tree_guess import ColumnChoiceGuess, TreeGuess
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.held_out import HeldOut
+from diffimpute.tasks.level_sets import in_set, set_threshold
 from diffimpute.tasks.refiner import GuessRefiner
 from diffimpute.tasks.result import TableImputationResult
+from diffimpute.tasks.value_dependence import dependence_warning, value_dependent
 
 DenoiserKind = Literal["mlp", "transformer"]
 TabularGuessKind = Literal["gaussian", "auto", "none"]
@@ -126,7 +128,10 @@ class TabularImputer(TransformerMixin, GuessRefiner):
 
     After ``fit``: ``history_``, ``validation_`` (on held-out cells: numeric MAE, CRPS and 90 %
     coverage in standardised units, MAE of the guess alone, categorical accuracy),
-    ``refines_`` (False when the model did not beat its guess, which is then imputed).
+    ``refines_`` (False when the model did not beat its guess, which is then imputed),
+    ``value_dependent_columns_`` (numeric columns whose gaps the other columns place at other
+    values than their observed cells, also named in a warning: their gaps may be MNAR, see
+    ``tasks.value_dependence``).
     """
 
     selection_steps = 1  # one DDIM step from noise: the model's conditional mean, comparable to the guess's
@@ -308,6 +313,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             train_windows = Windows(train_windows.values, train_windows.observed, keys)
         self._train_refiner(train_windows, held, device, checkpoint=plan, resume=resume)
         self._score_categories(held, device)
+        self._check_value_dependence(scaled)
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
@@ -389,6 +395,30 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         error = (guess - held.windows.values).abs()
         return (error * held.picked).sum(dim=(0, 2)).double().numpy()
 
+    def _check_value_dependence(self, scaled: np.ndarray) -> None:
+        """Name the numeric columns whose gaps the other columns place at other values than their
+        observed cells (``tasks.value_dependence``), in ``value_dependent_columns_`` and a warning;
+        the Gaussian guess reads the rows (none without a guess: nothing to read them with)."""
+        self.value_dependent_columns_ = []
+        guess = self.model_.guess
+        if guess is None:
+            return
+        gaussian = guess.gaussian if isinstance(guess, ColumnChoiceGuess) else guess
+        windows = self._windows(scaled)
+        numeric = np.flatnonzero(self.encoder_.numeric)
+
+        def guess_rows(values: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
+            keys = torch.zeros(len(values), 1)
+            return gaussian(values.unsqueeze(-1), given.unsqueeze(-1), keys)[..., 0]
+
+        channels = [np.array([self.encoder_.first_channel[j]]) for j in numeric]
+        found = value_dependent(guess_rows, windows.values[..., 0], windows.observed[..., 0], channels,
+                                self.seed_)
+        if found:
+            names = [self.encoder_.columns[numeric[k]].name for k, _ in found]
+            self.value_dependent_columns_ = names
+            warn(dependence_warning(names, [auc for _, auc in found]))
+
     def _check_fit_data(self, codes: np.ndarray) -> None:
         if len(codes) < _MIN_ROWS:
             raise ValueError(f"X has {len(codes)} row(s); the tabular imputer needs at least {_MIN_ROWS} to learn from")
@@ -442,16 +472,42 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     def _score_categories(self, held: HeldOut | None, device: torch.device) -> None:
         """Accuracy of the most likely level at the reported held-out categorical cells, into ``validation_``."""
         categorical = ~self.encoder_.numeric
+        self.level_set_threshold_ = float("inf")  # uncalibrated: every level in every set
         if held is None or not categorical.any() or not self.validation_:
             return
         generator = torch.Generator(device=device).manual_seed(self.seed_ + 2)
-        out = self._draw(self.model_, held.windows, held.cond_mask, 8, None, generator, device)
-        draws = self._levels(out.samples.numpy().astype(np.float64))
-        truth = self._levels(held.windows.values.numpy())
-        target = held.scored[:, self.encoder_.first_channel, 0].numpy() & categorical[None]
+        out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
+                         device)
+        draws = self._levels(out.samples.numpy().astype(np.float64))  # (rows, samples, columns)
+        truth = self._levels(held.windows.values.numpy()).astype(np.int64)
+        first = self.encoder_.first_channel
+        target = held.scored[:, first, 0].numpy() & categorical[None]
         if target.any():
             mode = most_frequent(draws.transpose(1, 0, 2)[..., categorical])
             self.validation_["accuracy"] = float((mode == truth[:, categorical])[target[:, categorical]].mean())
+        self._calibrate_level_sets(draws, truth, held.picked[:, first, 0].numpy(), target)
+
+    def _calibrate_level_sets(self, draws: np.ndarray, truth: np.ndarray, picked: np.ndarray,
+                              scored: np.ndarray) -> None:
+        """``level_set_threshold_`` (``tasks.level_sets``) from the ``picked`` held-out categorical
+        cells of all columns pooled, and the share of ``scored`` cells whose 90 % set holds the
+        truth into ``validation_["set_coverage90"]``; draws ``(rows, samples, columns)`` codes."""
+        shares, truths, is_picked, is_scored = [], [], [], []
+        n_levels = max(len(spec.levels) for spec in self.encoder_.columns if spec.kind == "categorical")
+        for j in np.flatnonzero(~self.encoder_.numeric):
+            rows = picked[:, j] | scored[:, j]
+            counts = (draws[rows, :, j, None] == np.arange(n_levels)).mean(axis=1)  # (cells, levels)
+            shares.append(counts)
+            truths.append(truth[rows, j])
+            is_picked.append(picked[rows, j])
+            is_scored.append(scored[rows, j])
+        shares, truths = np.concatenate(shares), np.concatenate(truths)
+        is_picked, is_scored = np.concatenate(is_picked), np.concatenate(is_scored)
+        if is_picked.any():
+            self.level_set_threshold_ = set_threshold(shares[is_picked], truths[is_picked])
+        if is_scored.any():
+            held = in_set(shares[is_scored], self.level_set_threshold_)[np.arange(is_scored.sum()), truths[is_scored]]
+            self.validation_["set_coverage90"] = float(held.mean())
 
     # ------------------------------------------------------------------ imputing
     def transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
@@ -478,7 +534,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
                 filled = self._levels(guesses)
                 guess = self._like(np.where(missing, self.domain_.apply(filled), codes), X, frame)
         return TableImputationResult(samples=samples, missing=missing, data=X, encoder=self.encoder_, guess=guess,
-                                     whole=self.domain_.integer & self.encoder_.numeric)
+                                     whole=self.domain_.integer & self.encoder_.numeric,
+                                     level_threshold=self.level_set_threshold_)
 
     def _dead_columns(self, missing: np.ndarray) -> np.ndarray:
         """``(columns,)`` True for the columns with no observed value in ``X`` (``missing``: its
@@ -539,6 +596,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             "guess_channels": self.guess_channels_.tolist(),
             "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
             "validation": self.validation_,
+            "value_dependent_columns": self.value_dependent_columns_,
+            "level_set_threshold": None if np.isinf(self.level_set_threshold_) else self.level_set_threshold_,
             "history": self.history_.to_dict(),
         }, {}
 
@@ -555,5 +614,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         quantiles = metadata["residual_quantiles"]
         self.residual_quantiles_ = None if quantiles is None else np.asarray(quantiles, dtype=np.float64)
         self.validation_ = metadata["validation"]
+        self.value_dependent_columns_ = metadata["value_dependent_columns"]
+        threshold = metadata["level_set_threshold"]
+        self.level_set_threshold_ = float("inf") if threshold is None else threshold
         self.history_ = TrainHistory(**metadata["history"])
         self.model_ = self._build_model()
