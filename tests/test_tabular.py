@@ -108,7 +108,8 @@ def test_diffusion_learns_what_the_linear_guess_cannot() -> None:
     hidden = np.zeros(truth.shape, dtype=bool)
     hidden[rng.random(800) < 0.3, 1] = True
     gappy = truth.mask(hidden)
-    imputer = TabularImputer(**{**TINY_TABLE, "hidden": 64, "n_layers": 2, "max_epochs": 150}).fit(gappy)
+    imputer = TabularImputer(**{**TINY_TABLE, "hidden": 64, "n_layers": 2, "max_epochs": 150},
+                             guess="gaussian").fit(gappy)  # what the linear guess misses
     result = imputer.impute(gappy, n_samples=8)
     assert imputer.refines_
     model_error = np.abs(result.median()["y"] - truth["y"])[hidden[:, 1]].mean()

@@ -95,8 +95,8 @@ class TabularImputer(TransformerMixin, GuessRefiner):
 
     Parameters
     ----------
-    guess: ``"gaussian"`` (default: each cell's conditional mean given the other cells of its row
-        under a multivariate normal fitted by EM), ``"auto"`` (per column, that, gradient-boosted
+    guess: ``"gaussian"`` (each cell's conditional mean given the other cells of its row under a
+        multivariate normal fitted by EM), ``"auto"`` (default: per column, that, gradient-boosted
         trees on the row filled by it, ``nn.tree_guess``, or their mean, whichever has the lower
         MAE on held-out cells; needs ``validation_fraction`` > 0; the trees are cross-fitted, so
         each training row is guessed by trees that never saw it, as rows are at imputation)
@@ -142,7 +142,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     def __init__(
         self,
         *,
-        guess: TabularGuessKind = "gaussian",
+        guess: TabularGuessKind = "auto",
         guess_ridge: float | None = None,
         denoiser: DenoiserKind = "mlp",
         hidden: int = 128,
