@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from diffimpute.engine import sampling
-from diffimpute.tasks import anomaly
+from diffimpute.tasks import anomaly_scoring
 from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
 
 TINY = {
@@ -59,7 +59,7 @@ def test_scoring_goes_through_the_engine_sampler(detector: ImDiffusionDetector, 
         calls.append(kwargs["keep_steps"])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(anomaly, "sample", spy)
+    monkeypatch.setattr(anomaly_scoring, "sample", spy)
     detector.cell_scores(test_frame)
     assert calls and all(list(steps) == detector.vote_timesteps() for steps in calls)
     assert detector.history_.train_loss  # trained by engine.train (see test_refinement for the spy)

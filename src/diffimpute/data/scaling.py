@@ -18,6 +18,13 @@ class FeatureScaler:
         self.scale_ = np.where(std > 0, std, 1.0)
         return self
 
+    @classmethod
+    def fit_min_max(cls, values: np.ndarray) -> FeatureScaler:
+        """Maps each feature's observed range to [0, 1] (ImDiffusion's preprocessing), same transform."""
+        flat = values.reshape(-1, values.shape[-1])
+        low, span = np.nanmin(flat, axis=0), np.nanmax(flat, axis=0) - np.nanmin(flat, axis=0)
+        return cls.from_dict({"mean": low.tolist(), "scale": np.where(span > 0, span, 1.0).tolist()})
+
     def transform(self, values: np.ndarray) -> np.ndarray:
         return (values - self.mean_) / self.scale_
 
