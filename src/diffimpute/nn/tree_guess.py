@@ -164,23 +164,30 @@ class TreeGuess(nn.Module):
 
     def predict_rows(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
         """``x (rows, features)`` with NaN where not given, ``keys (rows,)`` int (default 0: all
-        folds) -> every channel's prediction, same shape as ``x``."""
+        folds) -> every channel's prediction, same shape as ``x``. A row keyed to one fold runs
+        that fold's trees only: the others would add nothing but cost, on every training step."""
         keys = torch.zeros(len(x), dtype=torch.int64, device=x.device) if keys is None else keys
         weights = self._fold_weights(keys, x.dtype)
         out = weights @ self.baseline.to(x.dtype)
         if not len(self.roots):
             return out
-        for part in torch.arange(len(x), device=x.device).split(_ROWS_PER_PASS):
-            rows = x[part]
-            node = self.roots.expand(len(rows), -1)  # (rows, trees)
-            for _ in range(int(self.depth)):
-                value = rows.gather(1, self.feature[node])
-                left = torch.where(value.isnan(), self.missing_left[node],
-                                   value <= self.threshold[node].to(value.dtype))
-                node = torch.where(left, self.left[node], self.right[node])
-            leaves = self.leaf_value[node].to(x.dtype) * weights[part][:, self.tree_fold]
-            out[part] += torch.zeros_like(rows).index_add_(1, self.tree_channel, leaves)
+        for key in keys.unique().tolist():
+            trees = torch.arange(len(self.roots), device=x.device) if key == 0 else (
+                torch.nonzero(self.tree_fold == key - 1).squeeze(1))
+            for part in torch.nonzero(keys == key).squeeze(1).split(_ROWS_PER_PASS):
+                out[part] += self._leaf_sums(x[part], trees, weights[part])
         return out
+
+    def _leaf_sums(self, rows: torch.Tensor, trees: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Each channel's sum over ``trees`` of their leaf for each of ``rows``, weighted by fold."""
+        node = self.roots[trees].expand(len(rows), -1)  # (rows, trees)
+        for _ in range(int(self.depth)):
+            value = rows.gather(1, self.feature[node])
+            left = torch.where(value.isnan(), self.missing_left[node],
+                               value <= self.threshold[node].to(value.dtype))
+            node = torch.where(left, self.left[node], self.right[node])
+        leaves = self.leaf_value[node].to(rows.dtype) * weights[:, self.tree_fold[trees]]
+        return torch.zeros_like(rows).index_add_(1, self.tree_channel[trees], leaves)
 
     def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor,
                 fill: torch.Tensor | None = None) -> torch.Tensor:
