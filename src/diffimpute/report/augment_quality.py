@@ -41,14 +41,6 @@ class AugmentReport:
     summary: list[str]
     figures: dict[str, bytes] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
-    # Sections of the imputation reports that ``render_page`` reads; this report has none of them.
-    profile: None = None
-    mcar: None = None
-    scores: None = None
-    quality_method: str = ""
-    imputer_refines: None = None
-    downstream: None = None
-    downstream_method: str = ""
 
     def headline(self) -> pd.DataFrame:
         """The summary figures as a one-column table."""

@@ -97,7 +97,8 @@ class QualityReport:
 
     def to_html(self) -> str:
         """One self-contained HTML page."""
-        return render_page("quality.html", "Data-quality report", self, mcar_method=MCAR_METHOD,
+        return render_page("quality.html", "Data-quality report", self, **imputation_sections(self),
+                           mcar_method=MCAR_METHOD,
                            per_column=html_table(_named_per_column(self.per_column, self.scores)))
 
 
@@ -105,20 +106,26 @@ _TEMPLATES = jinja2.Environment(loader=jinja2.PackageLoader("diffimpute.report",
 
 
 def render_page(template: str, heading: str, report, **sections) -> str:
-    """A series or table report as one self-contained HTML page: what both reports show (head,
-    summary, profile, dependence, scores, downstream, figures; ``templates/base.html``) plus the
-    ``sections`` that only ``template`` has."""
-    downstream = None if report.downstream is None else html_table(report.downstream.rename(
-        index={"diffusion-imputed": method_label("diffusion-imputed", report.imputer_refines)}))
+    """A report as one self-contained HTML page: ``templates/base.html``'s head and summary, from
+    ``report``'s title, shape, seed, summary, skipped and figures, plus the ``sections`` that
+    ``template`` shows."""
     return _TEMPLATES.get_template(template).render(
         heading=heading, title=report.title, shape=report.shape, version=__version__, seed=report.seed,
-        summary=report.summary, skipped=report.skipped, profile=html_table(report.profile),
-        mcar=html_table(report.mcar), quality_method=report.quality_method,
-        scores=html_table(None if report.scores is None else labelled(report.scores)),
-        imputer=method_label("diffusion", report.imputer_refines), downstream=downstream,
-        downstream_method=report.downstream_method,
+        summary=report.summary, skipped=report.skipped,
         figures={k: base64.b64encode(v).decode("ascii") for k, v in report.figures.items()}, **sections,
     )
+
+
+def imputation_sections(report) -> dict:
+    """What the series and table reports both show: missingness profile, dependence, scores
+    against the baselines and the downstream effect, with the imputer named honestly."""
+    downstream = None if report.downstream is None else html_table(report.downstream.rename(
+        index={"diffusion-imputed": method_label("diffusion-imputed", report.imputer_refines)}))
+    return {"profile": html_table(report.profile), "mcar": html_table(report.mcar),
+            "quality_method": report.quality_method,
+            "scores": html_table(None if report.scores is None else labelled(report.scores)),
+            "imputer": method_label("diffusion", report.imputer_refines), "downstream": downstream,
+            "downstream_method": report.downstream_method}
 
 
 # ---------------------------------------------------------------------------- sections

@@ -41,6 +41,7 @@ from diffimpute.report.quality import (  # noqa: E402
     comissing_figure,
     dependence_sentence,
     html_table,
+    imputation_sections,
     missingness_dependence,
     render_page,
 )
@@ -95,7 +96,8 @@ class TableQualityReport:
     def to_html(self) -> str:
         """One self-contained HTML page."""
         return render_page(
-            "table_quality.html", "Data-quality report (table)", self, patterns=html_table(self.patterns),
+            "table_quality.html", "Data-quality report (table)", self, **imputation_sections(self),
+            patterns=html_table(self.patterns),
             mcar_method=DEPENDENCE_METHOD, per_column=html_table(self.per_column), measured=self.scores is not None,
             numeric=html_table(self.numeric_plausibility), categorical=html_table(self.categorical_plausibility),
         )
