@@ -65,7 +65,8 @@ def _split_labels(data, label_column: str | None):
 @click.option("--strength", type=float, default=None,
               help="Vary DATA's rows instead of generating fresh ones: 0 copies, 1 draws afresh.")
 @click.option("--guidance", "guidance_scale", type=float, default=None,
-              help="Classifier-free guidance scale with --label-column (1: none; larger: more typical of the class).")
+              help="Classifier-free guidance scale with --label-column (1: none; larger: more typical of the class) "
+                   "[default: the scale chosen at fit on held-out rows].")
 @click.option("--kind", type=click.Choice(["auto", "table", "series", "image"]), default="auto", show_default=True,
               help="auto: CSV/Parquet and 2-D arrays are tables, 3-D arrays series windows, 4-D arrays images.")
 @click.option("--time-budget", type=float, default=60.0, show_default=True, help="Seconds of training.")
