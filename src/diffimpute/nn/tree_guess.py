@@ -8,12 +8,19 @@ channel from every other column of the row, NaN where a cell is not given, which
 trees route down a branch learned for missing values. One model per channel therefore serves
 every pattern of given cells, in training and at imputation alike, in a single pass.
 
+A categorical column's one-hot channels are guessed together by one
+``HistGradientBoostingClassifier``: each boosting round grows a tree per level (one for two
+levels), whose raw scores sum into that level's channel; a softmax over the column's channels
+turns them into level probabilities, mapped onto the channels' scaled 0 and 1. Per-channel
+regressors (squared error on each 0/1 channel apart) were less accurate and did not add to one.
+
 Trees guess the rows they were fitted on better than new ones; a diffusion model trained over
 that in-sample guess learns to trust it more than it deserves at imputation. So the trees are
 cross-fitted: the training rows fall into ``K`` folds and fold ``k``'s trees are fitted on the
 others. Each row carries its key in ``positions`` (meaningless for a table row, a window of length
 1): key ``k`` in 1..K takes fold ``k``'s trees, which never saw that row, and key 0 (every row
-met outside training) the average of all folds, whose labels never included its hidden cells.
+met outside training) the average of all folds (of raw scores, for levels), whose labels never
+included its hidden cells.
 
 The fitted trees are copied into tensors (the split feature, threshold, side for missing values,
 children and leaf value of every node), so the guess runs in torch, batched over rows and trees,
@@ -31,6 +38,7 @@ from torch import nn
 
 _TREE_BUFFERS = ("feature", "threshold", "missing_left", "left", "right", "leaf_value", "roots", "tree_channel",
                  "tree_fold", "baseline")
+_ABSENT = -30.0  # raw score of a level never labelled in a fold: a softmax share of about 1e-13
 # Boosting settings: early stopping on an inner split keeps a weak column's ensemble short, which
 # also keeps the in-sample optimism of the guess on its own training rows small.
 _BOOSTING = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 15, "min_samples_leaf": 20,
@@ -56,35 +64,70 @@ def _node_arrays(predictor, offset: int, inputs: np.ndarray) -> dict[str, np.nda
     }
 
 
-def _fit_channels(inputs: np.ndarray, labels: np.ndarray, channel_column: np.ndarray, seed: int,
-                  offset: int) -> tuple[list[dict[str, np.ndarray]], list[int], np.ndarray]:
-    """One boosted model per channel of ``labels (n, features)`` from the other columns of
-    ``inputs`` (NaN: not given): each tree's node arrays (numbered from ``offset``, its root
-    first), each tree's channel and each channel's baseline (its mean where it has no trees)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
+def _fit_channels(inputs: np.ndarray, labels: np.ndarray, channel_column: np.ndarray, categorical: np.ndarray,
+                  seed: int, offset: int) -> tuple[list[dict[str, np.ndarray]], list[int], np.ndarray]:
+    """Boosted models for the channels of ``labels (n, features)`` from the other columns of
+    ``inputs`` (NaN: not given): one regressor per numeric channel, one classifier per column
+    whose channels are ``categorical``. Returns each tree's node arrays (numbered from
+    ``offset``, its root first), each tree's channel and each channel's baseline (its mean, or
+    for a level its raw score, where it has no trees)."""
     arrays, tree_channel = [], []
     baseline = np.zeros(labels.shape[1])
-    for channel in range(labels.shape[1]):
-        known = ~np.isnan(labels[:, channel])
+    for column in np.unique(channel_column):
+        channels = np.flatnonzero(channel_column == column)
+        known = ~np.isnan(labels[:, channels[0]])
         if not known.any():
             continue
-        target = labels[known, channel]
-        baseline[channel] = target.mean()
-        if np.ptp(target) == 0 or known.sum() < 2 * _BOOSTING["min_samples_leaf"]:
-            continue  # constant or too few labels: the mean is the guess
-        features = inputs[known]
         # not its own column, nor a channel never given in these rows (nothing to split on)
-        used = np.flatnonzero((channel_column != channel_column[channel]) & ~np.isnan(features).all(axis=0))
-        if not used.size:
-            continue
-        model = HistGradientBoostingRegressor(**_BOOSTING, random_state=seed).fit(features[:, used], target)
-        baseline[channel] = float(np.ravel(model._baseline_prediction)[0])
-        for (predictor,) in model._predictors:
-            arrays.append(_node_arrays(predictor, offset, used))
-            tree_channel.append(channel)
-            offset += len(arrays[-1]["feature"])
+        used = np.flatnonzero((channel_column != column) & ~np.isnan(inputs[known]).all(axis=0))
+        fit = _fit_levels if categorical[channels[0]] else _fit_value
+        features, own = inputs[known][:, used], labels[known][:, channels]
+        for channel, predictors, base in fit(features, own, channels, seed):
+            baseline[channel] = base
+            for predictor in predictors:
+                arrays.append(_node_arrays(predictor, offset, used))
+                tree_channel.append(channel)
+                offset += len(arrays[-1]["feature"])
     return arrays, tree_channel, baseline
+
+
+def _fit_value(features: np.ndarray, labels: np.ndarray, channels: np.ndarray, seed: int):
+    """A numeric channel's regressor: ``[(channel, its trees, its baseline)]``; no trees (the
+    mean) for a constant channel, too few labels or nothing to split on."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    target = labels[:, 0]
+    if np.ptp(target) == 0 or len(target) < 2 * _BOOSTING["min_samples_leaf"] or not features.shape[1]:
+        return [(channels[0], [], target.mean())]
+    model = HistGradientBoostingRegressor(**_BOOSTING, random_state=seed).fit(features, target)
+    trees = [tree for (tree,) in model._predictors]
+    return [(channels[0], trees, float(np.ravel(model._baseline_prediction)[0]))]
+
+
+def _fit_levels(features: np.ndarray, labels: np.ndarray, channels: np.ndarray, seed: int):
+    """A categorical column's classifier over its one-hot ``labels (n, levels)`` (scaled: the
+    largest value of a row is its level): ``[(channel, its trees, its raw-score baseline)]`` per
+    level. A level labelled fewer than twice is left out (the classifier's stratified inner split
+    needs two), and with one level left or too few labels the baselines are log frequencies."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    codes = np.argmax(labels, axis=1)
+    counts = np.bincount(codes, minlength=len(channels))
+    kept = counts >= 2
+    with np.errstate(divide="ignore"):
+        log_share = np.where(counts > 0, np.log(counts / counts.sum()), _ABSENT)
+    rows = kept[codes]
+    if kept.sum() < 2 or rows.sum() < 2 * _BOOSTING["min_samples_leaf"] or not features.shape[1]:
+        return [(channel, [], log_share[k]) for k, channel in enumerate(channels)]
+    model = HistGradientBoostingClassifier(**_BOOSTING, random_state=seed).fit(features[rows], codes[rows])
+    classes, base = model.classes_, np.ravel(model._baseline_prediction)
+    if len(classes) == 2:  # one tree a round, the second level's log-odds against the first
+        out = {classes[0]: (channels[classes[0]], [], 0.0),
+               classes[1]: (channels[classes[1]], [trees[0] for trees in model._predictors], float(base[0]))}
+    else:
+        out = {level: (channels[level], [trees[k] for trees in model._predictors], float(base[k]))
+               for k, level in enumerate(classes)}
+    return [out.get(k, (channel, [], _ABSENT)) for k, channel in enumerate(channels)]
 
 
 class TreeGuess(nn.Module):
@@ -95,7 +138,9 @@ class TreeGuess(nn.Module):
     with given cells unchanged; every time step (table row) is guessed on its own. Buffers: the
     nodes of all trees of all folds, flat (``feature``, ``threshold``, ``missing_left``, ``left``,
     ``right``, ``leaf_value``), each tree's root node, channel and fold, and each fold's
-    ``baseline`` per channel ``(folds, features)`` (a channel without trees predicts its mean).
+    ``baseline`` per channel ``(folds, features)`` (a channel without trees predicts its mean);
+    ``level_column (features,)``, each channel's categorical column (-1: numeric), and
+    ``level_value (2, features)``, what a level's channel holds when it is not and when it is the level.
     """
 
     def __init__(self, n_features: int) -> None:
@@ -106,6 +151,8 @@ class TreeGuess(nn.Module):
                 torch.bool if name == "missing_left" else torch.int64)
             self.register_buffer(name, torch.zeros(0, dtype=dtype))
         self.baseline = torch.zeros(1, n_features)
+        self.register_buffer("level_column", torch.full((n_features,), -1, dtype=torch.int64))
+        self.register_buffer("level_value", torch.zeros(2, n_features))
 
     @property
     def n_features(self) -> int:
@@ -113,17 +160,24 @@ class TreeGuess(nn.Module):
 
     @torch.no_grad()
     def fit(self, inputs: np.ndarray, labels: np.ndarray, channel_column: np.ndarray, seed: int,
-            folds: np.ndarray) -> TreeGuess:
+            folds: np.ndarray, categorical: np.ndarray | None = None) -> TreeGuess:
         """Fit each fold's boosted models: ``labels (n, features)`` (NaN: not observed) from
         ``inputs (n, features)`` (NaN: not given), leaving out the rows whose ``folds (n,)`` entry
         (1..K) is that fold. A channel's model never sees its own column (``channel_column
         (features,)``: the column of each channel, so a categorical's one-hot channels hide together).
+        ``categorical (features,)``: True for the one-hot channels of categorical columns (default none).
         """
+        categorical = np.zeros(labels.shape[1], dtype=bool) if categorical is None else categorical
+        self.level_column.copy_(torch.from_numpy(np.where(categorical, channel_column, -1)))
+        known = ~np.isnan(labels)
+        ends = [np.where(known.any(axis=0), f(np.where(known, labels, fill), axis=0), 0.0)
+                for f, fill in ((np.min, np.inf), (np.max, -np.inf))]
+        self.level_value.copy_(torch.from_numpy(np.stack(ends)))
         arrays, roots, tree_channel, tree_fold, baselines, offset = [], [], [], [], [], 0
         for fold in range(1, int(folds.max()) + 1):
             keep = folds != fold
-            trees, channels, baseline = _fit_channels(inputs[keep], labels[keep], channel_column, seed + fold,
-                                                      offset)
+            trees, channels, baseline = _fit_channels(inputs[keep], labels[keep], channel_column, categorical,
+                                                      seed + fold, offset)
             for tree in trees:
                 roots.append(offset)
                 offset += len(tree["feature"])
@@ -169,14 +223,23 @@ class TreeGuess(nn.Module):
         keys = torch.zeros(len(x), dtype=torch.int64, device=x.device) if keys is None else keys
         weights = self._fold_weights(keys, x.dtype)
         out = weights @ self.baseline.to(x.dtype)
-        if not len(self.roots):
-            return out
-        for key in keys.unique().tolist():
-            trees = torch.arange(len(self.roots), device=x.device) if key == 0 else (
-                torch.nonzero(self.tree_fold == key - 1).squeeze(1))
-            for part in torch.nonzero(keys == key).squeeze(1).split(_ROWS_PER_PASS):
-                out[part] += self._leaf_sums(x[part], trees, weights[part])
-        return out
+        if len(self.roots):
+            for key in keys.unique().tolist():
+                trees = torch.arange(len(self.roots), device=x.device) if key == 0 else (
+                    torch.nonzero(self.tree_fold == key - 1).squeeze(1))
+                for part in torch.nonzero(keys == key).squeeze(1).split(_ROWS_PER_PASS):
+                    out[part] += self._leaf_sums(x[part], trees, weights[part])
+        return self._levels(out)
+
+    def _levels(self, raw: torch.Tensor) -> torch.Tensor:
+        """``raw (rows, features)`` with each categorical column's raw scores turned into level
+        probabilities (a softmax over its channels) on the channels' scale."""
+        for column in self.level_column[self.level_column >= 0].unique().tolist():
+            channels = self.level_column == column
+            share = torch.softmax(raw[:, channels], dim=1)
+            low, high = self.level_value[:, channels].to(raw.dtype)
+            raw[:, channels] = low + share * (high - low)
+        return raw
 
     def _leaf_sums(self, rows: torch.Tensor, trees: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Each channel's sum over ``trees`` of their leaf for each of ``rows``, weighted by fold."""

@@ -364,7 +364,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
             filled = [choice.gaussian(rows.values, given, rows.positions)[..., 0] for given in (rows.observed, thinned)]
         labels = torch.where(rows.observed[..., 0], rows.values[..., 0], torch.nan).double().numpy()
         choice.trees.fit(torch.cat(filled).double().numpy(), np.vstack([labels, labels]), self.encoder_.channel_column,
-                         self.seed_, np.tile(folds[folds > 0], 2))
+                         self.seed_, np.tile(folds[folds > 0], 2), categorical=~self.encoder_.numeric_channels)
 
     def _cross_fits(self) -> bool:
         """Whether training rows carry their tree fold as their key (``positions``): the MLP ignores

@@ -1,0 +1,60 @@
+"""TreeGuess's categorical columns: one classifier per column, its trees copied exactly, its
+level probabilities a softmax over the column's channels on their scaled 0 and 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from diffimpute.nn import tree_guess
+
+
+def _levels_table(n: int = 400, seed: int = 0):
+    """Two numeric channels, a three-level column (channels 2-4) and a two-level one (5-6), the
+    levels set by thresholds on the numbers; the one-hot channels shifted and scaled as the
+    scaler leaves them. Returns inputs, labels, channel_column, categorical, shift, scale, codes."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal(n), rng.standard_normal(n)
+    three = np.digitize(x + 0.3 * rng.standard_normal(n), [-0.5, 0.5])
+    two = (y > 0).astype(int) ^ (rng.random(n) < 0.1)
+    hot = np.column_stack([three[:, None] == np.arange(3), two[:, None] == np.arange(2)]).astype(np.float64)
+    shift, scale = hot.mean(axis=0), hot.std(axis=0)
+    labels = np.column_stack([x, y, (hot - shift) / scale])
+    inputs = labels.copy()
+    inputs[rng.random(inputs.shape) < 0.2] = np.nan
+    channel_column = np.array([0, 1, 2, 2, 2, 3, 3])
+    return inputs, labels, channel_column, channel_column >= 2, shift, scale, (three, two)
+
+
+def test_levels_are_a_classifiers_probabilities_on_the_channels_scale() -> None:
+    """A row keyed to fold 1 gets the probabilities of scikit-learn's classifier fitted on fold
+    2's rows, for three levels (a tree per level a round) and two (one tree a round)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    inputs, labels, channel_column, categorical, shift, scale, codes = _levels_table()
+    folds = np.arange(len(inputs)) % 2 + 1
+    guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, folds, categorical=categorical)
+    query = inputs.copy()
+    keys = torch.ones(len(query), dtype=torch.int64)
+    shares = (guess.predict_rows(torch.from_numpy(query), keys)[:, 2:].numpy() * scale) + shift
+    train = folds == 2
+    columns = ((slice(0, 3), [0, 1, 5, 6], codes[0]), (slice(3, 5), [0, 1, 2, 3, 4], codes[1]))
+    for channels, used, level in columns:
+        model = HistGradientBoostingClassifier(**tree_guess._BOOSTING, random_state=1)
+        model.fit(inputs[train][:, used], level[train])
+        np.testing.assert_allclose(shares[:, channels], model.predict_proba(query[:, used]), atol=1e-5)
+
+
+def test_a_level_missing_from_a_fold_gets_no_share() -> None:
+    """A level labelled once cannot train the classifier (its inner split is stratified): it
+    is left out, the others still add to one, and fitting does not fail."""
+    inputs, labels, channel_column, categorical, shift, scale, codes = _levels_table(seed=1)
+    rare = np.flatnonzero(codes[0] == 2)[1:]  # keep one row of level 2
+    labels[rare, 2:5] = ((np.eye(3)[np.zeros(len(rare), dtype=int)] - shift[:3]) / scale[:3])
+    guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, np.full(len(inputs), 2),
+                                        categorical=categorical)
+    shares = guess.predict_rows(torch.from_numpy(inputs), torch.ones(len(inputs), dtype=torch.int64))
+    low, high = guess.level_value[:, 2:5]
+    probabilities = ((shares[:, 2:5] - low) / (high - low)).numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert probabilities[:, 2].max() < 1e-6
