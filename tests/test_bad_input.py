@@ -72,7 +72,7 @@ def test_unknown_options_name_the_valid_set(frame: pd.DataFrame) -> None:
 
 def forbid_training(monkeypatch, message: str) -> None:
     """Make the engine's ``train`` fail, under every name a diffimpute module imported it as
-    (the imputer trains through ``tasks.refiner``, its prior through ``tasks.imputer``)."""
+    (the imputer trains through ``tasks.refiner``, its prior through ``tasks.imputer_prior``)."""
 
     def no_training(*args, **kwargs):
         raise AssertionError(message)

@@ -177,7 +177,7 @@ def test_every_task_trains_through_the_one_engine(frame: pd.DataFrame, monkeypat
         return original(*args, **kwargs)
 
     monkeypatch.setattr(trainer, "train", counting)
-    for module in ("diffimpute.tasks.imputer", "diffimpute.tasks.refiner", "diffimpute.tasks.anomaly"):
+    for module in ("diffimpute.tasks.imputer_prior", "diffimpute.tasks.refiner", "diffimpute.tasks.anomaly"):
         monkeypatch.setattr(f"{module}.train", counting)
     DiffusionImputer(**{**TINY, "max_epochs": 1, "guess": "latent", "prior_epochs": 1}).fit(frame)
     ImDiffusionDetector(window=16, stride=8, n_segments=4, channels=8, n_layers=1, n_heads=2, max_epochs=1,

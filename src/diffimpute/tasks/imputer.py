@@ -18,6 +18,11 @@ The design, in the order ``fit`` runs it:
 4. Split-conformal calibration of the draws' spread on those cells, so the 90 % interval covers
    about 90 % of them (``engine.calibration``), and each feature's domain (non-negative,
    whole numbers) applied to every draw (``data.domain``).
+
+This module holds the parameters, ``fit`` and the network; the rest of ``DiffusionImputer`` comes
+from mixins, one concept each: the latent prior of ``guess="latent"`` (``tasks.imputer_prior``),
+drawing completions of a series or of one span of it (``tasks.imputer_span``) and the fitted state
+a saved file holds (``tasks.imputer_state``).
 """
 
 from __future__ import annotations
@@ -30,33 +35,25 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
 from diffimpute._validation import (
     check_all_columns_observed,
     check_choice,
     check_positive_int,
 )
-from diffimpute._warnings import warn
-from diffimpute.data.batch import Windows, windows_from_panel
+from diffimpute.data.batch import windows_from_panel
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
 from diffimpute.data.schema import (
-    Clock,
     Schema,
     column_names,
-    from_panel,
     time_positions,
-    time_ticks,
     to_panel,
 )
-from diffimpute.data.windowing import owning_starts, stitch
 from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
-from diffimpute.engine.checkpoint import Checkpointing
 from diffimpute.engine.row_gaussian import RowGaussian
-from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
 from diffimpute.masking.simulate import block, mcar
 from diffimpute.masking.targets import TargetStrategy, make_targets
 from diffimpute.nn.csdi import CSDIDenoiser
@@ -66,19 +63,20 @@ from diffimpute.nn.guess import (
     LatentGuess,
     check_guess,
 )
-from diffimpute.nn.latent_prior import LatentPrior, default_latent_dim, graph_laplacian, prior_loss
+from diffimpute.nn.latent_prior import LatentPrior
 from diffimpute.nn.patch import PatchDenoiser
 from diffimpute.nn.pretrained import PretrainedWeights
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.held_out import HeldOut
-from diffimpute.tasks.result import ImputationResult
+from diffimpute.tasks.imputer_prior import LatentPriorStage
+from diffimpute.tasks.imputer_span import SpanImputation
+from diffimpute.tasks.imputer_state import ImputerState
 from diffimpute.tasks.warm_start import WarmStartRefiner
 
 _DEFAULT_WINDOW = 48
 _PRETRAINED_WINDOW = 256  # the pretrained denoiser reads long windows cheaply (patches of 8 steps)
 _MIN_TIME_STEPS = 4  # fewer gives windows with no time to attend over and a meaningless guess
 _MAX_VALIDATION_WINDOWS = 64
-_PRIOR_BUDGET_SHARE = 0.25
 
 
 # ------------------------------------------------------------------------- helpers
@@ -95,35 +93,10 @@ def _held_out_cells(scaled: np.ndarray, fraction: float, window: int, rng: np.ra
     return points | runs | outages
 
 
-def _correlation_graph(windows: Windows) -> torch.Tensor:
-    """Positive Pearson correlations between features over cells observed in both (scaled units)."""
-    values = windows.values.permute(1, 0, 2).reshape(windows.values.shape[1], -1).double()
-    mask = windows.observed.permute(1, 0, 2).reshape(values.shape).double()
-    both = mask @ mask.T
-    products = (values * mask) @ (values * mask).T
-    return (products / both.clamp(min=1.0)).clamp(min=0.0, max=1.0).float()
-
-
-def _laplacian(adjacency, windows: Windows, n_features: int) -> torch.Tensor | None:
-    """The prior's graph penalty from ``adjacency``: None, ``"correlation"`` or a matrix."""
-    if adjacency is None:
-        return None
-    if isinstance(adjacency, str):
-        if adjacency != "correlation":
-            raise ValueError(f"adjacency must be None, 'correlation' or a (features, features) array, got {adjacency!r}")
-        return graph_laplacian(_correlation_graph(windows))
-    matrix = np.asarray(adjacency, dtype=np.float64)
-    if matrix.shape != (n_features, n_features):
-        raise ValueError(f"adjacency must have shape ({n_features}, {n_features}) to match the features, got {matrix.shape}")
-    if not np.isfinite(matrix).all() or (matrix < 0).any():
-        raise ValueError("adjacency must hold finite non-negative weights (0 = not connected)")
-    return graph_laplacian(torch.from_numpy(matrix).float())
-
-
 # ------------------------------------------------------------------------- estimator
 
 
-class DiffusionImputer(TransformerMixin, WarmStartRefiner):
+class DiffusionImputer(LatentPriorStage, SpanImputation, ImputerState, TransformerMixin, WarmStartRefiner):
     """Fill missing values with a conditional diffusion model that refines a first guess, and
     say how sure it is (samples, median, quantiles, calibrated intervals).
 
@@ -396,30 +369,6 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
         rows_t = torch.from_numpy(rows)
         return HeldOut(windows[rows_t], target.observed[rows_t])
 
-    def _fit_prior(self, train_windows: Windows, device: torch.device, checkpoint: Checkpointing | None,
-                   resume: bool) -> LatentPrior:
-        """Stage one of ``guess="latent"``: the LSSDM prior, by masked reconstruction, on the engine's trainer."""
-        prior = self._build_prior()
-        laplacian = _laplacian(self.adjacency, train_windows, self.n_features_in_)
-        laplacian = None if laplacian is None else laplacian.to(device)
-
-        def loss_fn(model, batch, generator, shard):
-            return prior_loss(model, batch, generator, kl_weight=self.kl_weight,
-                              graph_weight=self.graph_weight, laplacian=laplacian, shard=shard)
-
-        budget = None if self.time_budget is None else _PRIOR_BUDGET_SHARE * self.time_budget
-        config = TrainConfig(max_epochs=self.prior_epochs, batch_size=self.batch_size,
-                             learning_rate=self.prior_learning_rate, weight_decay=0.0, time_budget=budget)
-        self.prior_history_ = train(prior, loss_fn, train_windows, config, seed=self.seed_,
-                                    device=device, progress=self.verbose, desc="training prior",
-                                    checkpoint=checkpoint, resume=resume)
-        return prior.requires_grad_(False)
-
-    def _build_prior(self) -> LatentPrior:
-        latent = default_latent_dim(self.n_features_in_) if self.latent_dim is None else self.latent_dim
-        return LatentPrior(self.n_features_in_, check_positive_int(latent, "latent_dim"),
-                           self.prior_hidden, self.prior_layers, self.prior_kernel)
-
     def _build_model(self, start: LatentPrior | PretrainedWeights | None = None) -> CSDIDenoiser | PatchDenoiser:
         if isinstance(start, PretrainedWeights):
             return start.build(self.n_features_in_)
@@ -441,218 +390,6 @@ class DiffusionImputer(TransformerMixin, WarmStartRefiner):
     def transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
         """The median of ``n_samples`` draws: a point estimate, so Pipelines work."""
         return self.impute(X).median()
-
-    def impute(
-        self, X: pd.DataFrame | np.ndarray, n_samples: int | None = None, *, seed: int | None = None
-    ) -> ImputationResult:
-        """Draw ``n_samples`` completions of ``X``; observed cells are kept exactly in every draw.
-
-        A window's draws depend only on the seed, the window's own cells and its key (series
-        number in ``X``, start in the series), so ``impute_span`` reproduces any part of them.
-        An imputer from ``from_pretrained`` that was not fitted first adapts to ``X`` (see there).
-        """
-        if self.pretrained is not None and self.max_steps == 0 and getattr(self, "adapts_on_call_", True):
-            self.fit(X)
-            self.adapts_on_call_ = True
-        check_is_fitted(self, "model_")
-        n_samples = check_positive_int(self.n_samples if n_samples is None else n_samples, "n_samples")
-        panel = self._check_data(X)
-        samples, guess = self._impute_rows(panel, time_positions(X), n_samples, seed, 0, panel.shape[1],
-                                           (0, panel.shape[1]), dead=np.isnan(panel).all(axis=1))
-        if guess is not None:
-            guess = from_panel(guess, X)
-        return ImputationResult(samples=samples, missing=np.isnan(panel), data=X, guess=guess,
-                                whole=self.domain_.integer)
-
-    def span_halo(self, start: int, stop: int, length: int) -> tuple[int, int]:
-        """Rows ``[first, end)`` of a series of ``length`` rows that ``impute_span`` needs to impute
-        rows ``[start, stop)``: those rows and at most ``window - 1`` more on each side."""
-        check_is_fitted(self, "model_")
-        self._check_length(length)
-        if not 0 <= start < stop <= length:
-            raise ValueError(f"span [{start}, {stop}) is not a non-empty part of a series of {length} rows")
-        starts = owning_starts(start, stop, length, self.window_, self._imputation_stride())
-        return int(starts[0]), int(starts[-1]) + self.window_
-
-    def impute_span(
-        self,
-        X: pd.DataFrame | np.ndarray,
-        span: tuple[int, int],
-        *,
-        offset: int,
-        length: int,
-        clock: Clock | None = None,
-        n_samples: int | None = None,
-        seed: int | None = None,
-    ) -> ImputationResult:
-        """Impute rows ``span = [start, stop)`` of a series of ``length`` rows that is too long for
-        one call, exactly as ``impute`` imputes them from the whole series with the same seed.
-
-        ``X`` (a DataFrame or ``(time, features)`` array) holds rows ``[offset, offset + len(X))`` of
-        the series, at least ``span_halo(start, stop, length)``. ``clock``: the whole series'
-        ``data.schema.series_clock`` of its timestamps (None for positions 0, 1, 2...), so the
-        part's time positions are the whole's. The caller checks what needs the whole series
-        (every feature observed somewhere, the index sorted across parts). Returns the result for
-        rows ``[start, stop)`` alone.
-        """
-        check_is_fitted(self, "model_")
-        n_samples = check_positive_int(self.n_samples if n_samples is None else n_samples, "n_samples")
-        if np.ndim(X) != 2:
-            raise ValueError(f"impute_span takes one series, a DataFrame or a (time, features) array, got shape {np.shape(X)}")
-        panel = self._check_data(X, part=True)
-        first, end = self.span_halo(*span, length)
-        if first < offset or end > offset + panel.shape[1]:
-            raise ValueError(f"X holds rows [{offset}, {offset + panel.shape[1]}) of the series, but imputing rows "
-                             f"[{span[0]}, {span[1]}) needs rows [{first}, {end}) (span_halo)")
-        if clock is None and time_ticks(X) is not None:
-            raise ValueError("X has timestamps: pass clock=data.schema.series_clock(ticks of the whole series), so "
-                             "that the part's time positions are the whole series'")
-        positions = time_positions(X, clock)
-        samples, guess = self._impute_rows(panel, positions, n_samples, seed, offset, length, span)
-        rows = slice(span[0] - offset, span[1] - offset)
-        data = X.iloc[rows] if isinstance(X, pd.DataFrame) else np.asarray(X)[rows]
-        if guess is not None:
-            guess = from_panel(guess, data)
-        return ImputationResult(samples=samples, missing=np.isnan(panel[:, rows]), data=data, guess=guess,
-                                whole=self.domain_.integer)
-
-    def _imputation_stride(self) -> int:
-        return max(1, self.window_ // 2)
-
-    def _impute_rows(self, panel: np.ndarray, positions: np.ndarray, n_samples: int, seed: int | None, offset: int,
-                     length: int, span: tuple[int, int], dead: np.ndarray | None = None,
-                     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Draws ``(n_samples, series, stop - start, features)`` in original units for rows ``span``
-        of series ``length`` rows long, of which ``panel (series, rows, features)`` holds rows
-        ``[offset, offset + rows)``, and the filled guess ``(series, stop - start, features)`` (None
-        without a guess). Only the windows ``stitch`` takes those rows from are drawn, each keyed by
-        (series, start in the whole series): the one code path of ``impute`` and ``impute_span``.
-        ``dead (series, features)``: features with no reading in the whole series, drawn from the
-        row Gaussian (``impute_span``'s callers refuse them, so a part is imputed as the whole is)."""
-        rows = panel[:, span[0] - offset:span[1] - offset]
-        missing = np.isnan(rows)
-        samples = np.broadcast_to(rows, (n_samples, *rows.shape)).copy()
-        if not missing.any():
-            return samples, (rows if self.guess != "none" else None)
-        starts = owning_starts(*span, length, self.window_, self._imputation_stride()) - offset
-        windows, index = windows_from_panel(self.scaler_.transform(panel), positions, self.window_,
-                                            self._imputation_stride(), starts)
-        keys = torch.from_numpy(np.stack([index[:, 0], index[:, 1] + offset], axis=1))
-        draws, guesses = self._draw_windows(windows, n_samples, seed, row_ids=keys)
-        n_series, n_rows = rows.shape[:2]
-        stitched = stitch(draws, index, n_series, n_rows, span[0] - offset)
-        if dead is not None and dead.any():
-            stitched = self.row_gaussian_.draw_dead(stitched, dead, self.seed_ if seed is None else seed)
-        imputed = self.scaler_.inverse_transform(stitched)
-        samples[:, missing] = self.domain_.apply(imputed)[:, missing]
-        guess = None
-        if guesses is not None:
-            filled = self.scaler_.inverse_transform(stitch(guesses, index, n_series, n_rows, span[0] - offset))
-            guess = np.where(missing, filled, rows)
-        return samples, guess
-
-    def _check_length(self, length: int) -> None:
-        if self.window_ > length:
-            raise ValueError(
-                f"the model's window ({self.window_}) is longer than this series ({length} time steps); "
-                f"refit with window<={length}"
-            )
-
-    def _check_data(self, X: pd.DataFrame | np.ndarray, part: bool = False) -> np.ndarray:
-        """The panel of ``X``; for a whole series (not ``part``), every feature observed somewhere
-        and at least a window long."""
-        panel = to_panel(X)
-        self.schema_.check_matches(X, panel, "imputer")
-        if part:
-            return panel
-        if np.isnan(panel).all():
-            raise ValueError("X has no observed value at all; there is nothing to impute from")
-        empty = np.isnan(panel).all(axis=1).any(axis=0)
-        if empty.any():  # a dead sensor: only the other features and what fit learned say anything of it
-            names = [name for name, e in zip(self.schema_.columns, empty) if e]
-            warn(f"features {names} have no observed value in X (in at least one series): they are imputed from "
-                 "the other features alone, with intervals at least as wide as their spread in the training data")
-        self._check_length(panel.shape[1])
-        return panel
-
-    def encode(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
-        """Posterior mean of the LSSDM latent at every time step of ``X`` (``guess="latent"`` only).
-
-        A DataFrame gives a DataFrame with the same index and columns ``z0, z1, ...``; an array
-        ``(time, features)`` gives ``(time, latent)``; a panel gives ``(series, time, latent)``.
-        """
-        check_is_fitted(self, "model_")
-        if self.guess != "latent":
-            raise ValueError(f"encode needs guess='latent' (this imputer's guess is {self.guess!r})")
-        panel = self._check_data(X)
-        windows, index = windows_from_panel(self.scaler_.transform(panel), time_positions(X), self.window_,
-                                            self._imputation_stride())
-        prior = self.model_.guess.prior
-        device = next(prior.parameters()).device
-        with torch.no_grad():
-            parts = [prior.encode(w.values, w.observed, w.positions)[0].cpu()
-                     for w in (windows[rows].to(device) for rows in torch.arange(len(windows)).split(256))]
-        codes = stitch(torch.cat(parts).numpy().astype(np.float64), index, panel.shape[0], panel.shape[1])
-        if isinstance(X, pd.DataFrame):
-            return pd.DataFrame(codes[0], index=X.index.copy(), columns=[f"z{i}" for i in range(codes.shape[-1])])
-        return codes if np.ndim(X) == 3 else codes[0]
-
-    # ------------------------------------------------------------------ persistence
-    def _state(self) -> tuple[dict, dict[str, torch.Tensor]]:
-        state = {
-            "schema": self.schema_.to_dict(),
-            "scaler": self.scaler_.to_dict(),
-            "domain": self.domain_.to_dict(),
-            "row_gaussian": self.row_gaussian_.to_dict(),
-            "observed_range": [r.tolist() for r in self.observed_range_],
-            "window": self.window_,
-            "n_features": self.n_features_in_,
-            "interval_scale": self.interval_scale_.tolist(),
-            "refines": self.refines_,
-            "guess_channels": self.guess_channels_.tolist(),
-            "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
-            "validation": self.validation_,
-            "history": self.history_.to_dict(),
-            "patch_model": self.patch_model_,
-            "adapts_on_call": self.adapts_on_call_,
-        }
-        if self.guess == "latent":
-            state["prior_history"] = self.prior_history_.to_dict()
-        return state, {}
-
-    def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
-        self.schema_ = Schema.from_dict(metadata["schema"])
-        self.scaler_ = FeatureScaler.from_dict(metadata["scaler"])
-        self.domain_ = FeatureDomain.from_dict(metadata["domain"])
-        n_features = int(metadata["n_features"])  # files written before the row Gaussian: the marginal alone
-        marginal = {"mean": [0.0] * n_features, "covariance": np.eye(n_features).tolist()}
-        self.row_gaussian_ = RowGaussian.from_dict(metadata.get("row_gaussian", marginal))
-        self.observed_range_ = tuple(np.asarray(r, dtype=np.float64) for r in metadata["observed_range"])
-        self.window_ = int(metadata["window"])
-        self.n_features_in_ = int(metadata["n_features"])
-        self.patch_model_ = metadata.get("patch_model")
-        self.pretrained_ = self.patch_model_ is not None
-        self.adapts_on_call_ = bool(metadata.get("adapts_on_call", False))
-        self.interval_scale_ = np.asarray(metadata["interval_scale"], dtype=np.float64)
-        self.refines_ = bool(metadata["refines"])
-        self.guess_channels_ = np.asarray(metadata.get("guess_channels", [False] * self.n_features_in_), dtype=bool)
-        quantiles = metadata["residual_quantiles"]
-        self.residual_quantiles_ = None if quantiles is None else np.asarray(quantiles, dtype=np.float64)
-        self.validation_ = metadata["validation"]
-        self.history_ = TrainHistory(**metadata["history"])
-        if "prior_history" in metadata:
-            self.prior_history_ = TrainHistory(**metadata["prior_history"])
-        self.model_ = self._build_model()
-
-    def save(self, path) -> None:
-        """Write weights (safetensors) and config, scaler, schema, calibration and version (JSON) to one file."""
-        adjacency = self.adjacency
-        if adjacency is not None and not isinstance(adjacency, str):
-            self.adjacency = np.asarray(adjacency, dtype=np.float64).tolist()  # JSON holds lists, not arrays
-        try:
-            super().save(path)
-        finally:
-            self.adjacency = adjacency
 
 
 class LatentDiffusionImputer(DiffusionImputer):
