@@ -94,8 +94,12 @@ def ours(gappy: pd.DataFrame, seed: int, **options) -> Imputation:
     numeric = numeric_columns(gappy)
     order = [list(result.numeric_columns).index(c) for c in numeric]
     lower, upper = result.interval(0.1)
+    fitted = {"refines": model.refines_, "set_coverage90": model.validation_.get("set_coverage90"),
+              "train_s": model.history_.seconds, "epochs": len(model.history_.train_loss),
+              "stopped": model.history_.stopped}
     return Imputation(result.median(), fit_s, impute_s, draws=result.numeric_samples()[:, :, order],
-                      lower=lower[numeric].to_numpy(dtype=np.float64), upper=upper[numeric].to_numpy(dtype=np.float64))
+                      lower=lower[numeric].to_numpy(dtype=np.float64), upper=upper[numeric].to_numpy(dtype=np.float64),
+                      fitted=fitted)
 
 
 # ------------------------------------------------------------------------------- runs
@@ -136,7 +140,8 @@ def run(args) -> None:
                         imputation = impute(gappy, seed)
                         record |= {**score(truth, hidden, imputation), "fit_s": imputation.fit_s,
                                    "impute_s": imputation.impute_s,
-                                   "n_draws": 1 if imputation.draws is None else len(imputation.draws)}
+                                   "n_draws": 1 if imputation.draws is None else len(imputation.draws),
+                                   **(imputation.fitted or {})}
                     except Exception as error:  # one failing peer must not stop the others
                         record["error"] = f"{type(error).__name__}: {error}"[:500]
                     # NaN is not JSON; null reads back as NaN.

@@ -46,7 +46,8 @@ class Imputation:
     ``filled`` has the input's columns and index, categoricals as ``category`` with the
     input's levels. ``draws`` is ``(n_draws, rows, n_numeric)`` over the numeric columns in
     frame order, or None for a single imputation; ``lower`` / ``upper`` ``(rows, n_numeric)``
-    bound its central 90 % interval. Seconds are wall clock.
+    bound its central 90 % interval. Seconds are wall clock. ``fitted``: what a method says
+    of its own fit (ours: held-out set coverage, whether it refined its guess, training steps).
     """
 
     filled: pd.DataFrame
@@ -55,6 +56,7 @@ class Imputation:
     draws: np.ndarray | None = None
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
+    fitted: dict | None = None
 
 
 # ---------------------------------------------------------------------------- helpers

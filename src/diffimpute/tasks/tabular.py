@@ -55,6 +55,8 @@ _CHOICE_MARGIN = 2.0  # standard errors a column's own best guess must gain to l
 _TREE_FOLDS = 5  # cross-fitting folds of the tree guess: each training row is guessed by trees that never saw it
 _HELD_OUT_CELLS, _MIN_AUTO_HELD_OUT, _MAX_AUTO_HELD_OUT = 400, 0.1, 0.2  # the automatic validation_fraction
 _SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
+_STEPS_PER_ROW, _MIN_STEPS, _MAX_STEPS = 2, 400, 4000  # training steps per training row, and their bounds
+_CHECKS = 12  # model-selection checks over the training steps; patience counts them
 
 
 def _column_targets(observed_columns: torch.Tensor, channel_column: torch.Tensor,
@@ -109,8 +111,10 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     prediction, diffusion_steps, schedule, beta_start, beta_end, sampler, sampling_steps,
         ddim_eta: as for ``DiffusionImputer``.
     max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay, time_budget:
-        training on the engine's loop; ``time_budget`` caps training seconds and warns when it
-        cuts training short (None: no limit).
+        training on the engine's loop, for ``_STEPS_PER_ROW`` optimiser steps per training row
+        (within ``_MIN_STEPS``-``_MAX_STEPS``), so that a seed gives the same model on any
+        machine; ``time_budget`` caps training seconds and warns when it cuts training short
+        (None: no limit).
     validation_fraction: share of observed cells held out for model selection, calibration and
         ``validation_`` (0 turns all three off); None (default): 10 %, raised to at most 20 % so that
         a small table still holds out about 400 cells (fewer make the intervals under-cover).
@@ -262,6 +266,11 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         intervals) then matches the errors of the guess where cells are really missing."""
         return self._training_targets(observed, generator, rate=self.missing_rate_)
 
+    def _step_budget(self) -> tuple[int, int]:
+        """Steps in proportion to the rows: a small table's model seldom gains after a few
+        hundred, and a time budget alone made the model depend on the machine's speed."""
+        return self.train_steps_, max(1, self.train_steps_ // _CHECKS)
+
     def _build_model(self, prior=None) -> torch.nn.Module:
         guess = None if self.guess == "none" else GaussianGuess(self._n_channels())
         if self.guess == "auto":
@@ -311,6 +320,7 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         if self._cross_fits():
             keys = torch.from_numpy(self._tree_folds(len(train_windows))).float().unsqueeze(-1)
             train_windows = Windows(train_windows.values, train_windows.observed, keys)
+        self.train_steps_ = int(np.clip(_STEPS_PER_ROW * len(train_windows), _MIN_STEPS, _MAX_STEPS))
         self._train_refiner(train_windows, held, device, checkpoint=plan, resume=resume)
         self._score_categories(held, device)
         self._check_value_dependence(scaled)
