@@ -199,6 +199,17 @@ def test_seeded_runs_are_identical_and_independent_of_pass_size(table) -> None:
     pd.testing.assert_frame_equal(small_passes, second.generate(30, seed=2))
 
 
+def test_training_is_a_budget_of_steps_under_a_time_cap(table) -> None:
+    """With a time budget that does not bind, steps alone decide training, so a seed reproduces
+    its model: the budget's clock must not space the checks or drop the learning rate."""
+    params = {**TINY, "max_epochs": 1000, "max_steps": 30, "validate_every": 10, "time_budget": 600.0}
+    first, second = DiffusionAugmenter(**params).fit(table), DiffusionAugmenter(**params).fit(table)
+    assert first.history_.steps == 30 and first.history_.stopped == "max_steps"
+    pd.testing.assert_frame_equal(first.generate(20, seed=1), second.generate(20, seed=1))
+    with pytest.raises(ValueError, match="validate_every"):
+        DiffusionAugmenter(validate_every=0).fit(table)
+
+
 def test_save_and_load_round_trip(fitted_table, fitted_series, tmp_path) -> None:
     for name, augmenter in (("table", fitted_table), ("series", fitted_series)):
         path = tmp_path / f"{name}.safetensors"

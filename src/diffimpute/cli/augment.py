@@ -69,7 +69,10 @@ def _split_labels(data, label_column: str | None):
                    "[default: the scale chosen at fit on held-out rows].")
 @click.option("--kind", type=click.Choice(["auto", "table", "series", "image"]), default="auto", show_default=True,
               help="auto: CSV/Parquet and 2-D arrays are tables, 3-D arrays series windows, 4-D arrays images.")
-@click.option("--time-budget", type=float, default=60.0, show_default=True, help="Seconds of training.")
+@click.option("--max-steps", type=int, default=None,
+              help="Optimiser steps of training, the reproducible budget (default 2000).")
+@click.option("--time-budget", type=float, default=60.0, show_default=True,
+              help="A cap on training seconds; a run it cuts short depends on the machine, and says so.")
 @click.option("--epochs", "max_epochs", type=int, default=None, help="Most training epochs.")
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False), help="Also save the augmenter here.")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
@@ -83,7 +86,7 @@ def _split_labels(data, label_column: str | None):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True)
 @table_options
-def augment(data, n_samples, output, label_column, strength, guidance_scale, kind, time_budget, max_epochs,
+def augment(data, n_samples, output, label_column, strength, guidance_scale, kind, max_steps, time_budget, max_epochs,
             model_path, plot_path, report_path, index_col, device, seed, quiet, table_format):
     """Fit a diffusion augmenter on DATA and write N new samples like it to OUTPUT."""
     from diffimpute.tasks.augment import DiffusionAugmenter
@@ -101,7 +104,8 @@ def augment(data, n_samples, output, label_column, strength, guidance_scale, kin
         n = len(X) if n_samples is None else n_samples
         if n < 1:
             raise ValueError(f"-n must be at least 1, got {n}")
-        params = {"max_epochs": max_epochs} if max_epochs is not None else {}
+        given = {"max_epochs": max_epochs, "max_steps": max_steps}
+        params = {name: value for name, value in given.items() if value is not None}
         augmenter = DiffusionAugmenter(kind=kind, time_budget=time_budget, device=device, random_state=seed,
                                        verbose=not quiet, **params).fit(X, y)
         rng = np.random.default_rng(seed)
