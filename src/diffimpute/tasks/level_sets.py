@@ -1,4 +1,5 @@
-"""90 % prediction sets for categorical cells, calibrated on held-out cells.
+"""90 % prediction sets for categorical cells, calibrated on held-out cells, and draws of levels from
+probabilities.
 
 The share of draws giving each level is a probability the model may hold too firmly or too
 loosely. A cell's set takes its levels from the most to the least drawn until their shares add up
@@ -39,3 +40,17 @@ def set_threshold(shares: np.ndarray, truth: np.ndarray, level: float = LEVEL) -
 def in_set(shares: np.ndarray, threshold: float) -> np.ndarray:
     """``(cells, levels)`` True for the levels in each cell's prediction set."""
     return cumulative_before(shares) < threshold
+
+
+def draw_levels(probabilities: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """``n`` draws of a level for each cell, in proportion to ``probabilities (cells, levels)``
+    (each row adding to 1): systematic sampling, so each level is drawn ``n p`` times rounded up
+    or down and the most drawn level is the most likely one unless another is within ``1 / n``
+    of it (``n`` independent draws would often pick another); then shuffled, so that draw ``i`` of one column is not tied to draw ``i`` of
+    another. ``uniform (n + 1, cells)`` in [0, 1): the offsets and the shuffle. -> ``(n, cells)`` codes."""
+    n = len(uniform) - 1
+    points = (np.arange(n)[:, None] + uniform[0]) / n  # (n, cells)
+    cumulative = np.cumsum(probabilities, axis=1)
+    levels = (points.T[:, :, None] >= cumulative[:, None, :-1]).sum(axis=2)  # (cells, n)
+    order = np.argsort(uniform[1:].T, axis=1)
+    return np.take_along_axis(levels, order, axis=1).T

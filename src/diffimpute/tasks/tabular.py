@@ -30,9 +30,11 @@ from diffimpute.data.batch import Windows
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
 from diffimpute.data.table import TableEncoder, most_frequent
+from diffimpute.diffusion.noise import RowUniform
 from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
+from diffimpute.engine.sampling import SampleOutput
 from diffimpute.engine.trainer import TrainHistory
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.guess import GaussianGuess
@@ -40,7 +42,7 @@ from diffimpute.nn.tabular import TabularDenoiser
 from diffimpute.nn.tree_guess import ColumnChoiceGuess, TreeGuess
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.held_out import HeldOut
-from diffimpute.tasks.level_sets import in_set, set_threshold
+from diffimpute.tasks.level_sets import draw_levels, in_set, set_threshold
 from diffimpute.tasks.refiner import GuessRefiner
 from diffimpute.tasks.result import TableImputationResult
 from diffimpute.tasks.value_dependence import dependence_warning, value_dependent
@@ -57,6 +59,7 @@ _HELD_OUT_CELLS, _MIN_AUTO_HELD_OUT, _MAX_AUTO_HELD_OUT = 400, 0.1, 0.2  # the a
 _SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
 _STEPS_PER_ROW, _MIN_STEPS, _MAX_STEPS = 2, 400, 4000  # training steps per training row, and their bounds
 _CHECKS = 12  # model-selection checks over the training steps; patience counts them
+_LEVEL_STREAM = 7  # appended to a row's key: its level draws' random stream, apart from its residuals'
 
 
 def _column_targets(observed_columns: torch.Tensor, channel_column: torch.Tensor,
@@ -250,6 +253,31 @@ class TabularImputer(TransformerMixin, GuessRefiner):
                 # a tie on few cells keeps the model
                 wins[self.encoder_.channel_column == j] = guess_right > model_right
         return wins
+
+    def _guess_draws(self, windows: Windows, cond_mask, n_samples, generator, device, on_chunk,
+                     row_ids: torch.Tensor) -> SampleOutput:
+        """The refiner's draws around the guess, with each categorical cell's levels drawn in
+        proportion to the guess's level probabilities (the classifier's, ``nn.tree_guess``): the
+        same level in every draw gave prediction sets of one level or of all."""
+        out = super()._guess_draws(windows, cond_mask, n_samples, generator, device, on_chunk, row_ids)
+        categorical = np.flatnonzero(~self.encoder_.numeric)
+        if not categorical.size or not len(windows):
+            return out
+        hot = self.scaler_.inverse_transform(out.guess[..., 0].double().numpy())  # (windows, channels)
+        ends = self.scaler_.transform(np.array([[0.0], [1.0]]) * np.ones(self._n_channels()))
+        keys = torch.cat([row_ids.reshape(len(row_ids), -1), torch.full((len(row_ids), 1), _LEVEL_STREAM)], 1)
+        uniform = RowUniform(generator.initial_seed(), keys).random((n_samples + 1, len(windows), categorical.size))
+        for k, j in enumerate(categorical):
+            channels = np.flatnonzero(self.encoder_.channel_column == j)
+            chances = np.clip(hot[:, channels], 0.0, None)
+            total = chances.sum(axis=1, keepdims=True)
+            sure = np.eye(len(channels))[np.argmax(hot[:, channels], axis=1)]  # a guess with no positive share
+            chances = np.where(total > 0, chances / np.where(total > 0, total, 1.0), sure)
+            drawn = draw_levels(chances, uniform[:, :, k]).T  # (windows, samples)
+            low, high = ends[:, channels]
+            values = np.where(drawn[..., None] == np.arange(len(channels)), high, low)
+            out.samples[:, :, channels, 0] = torch.from_numpy(values).to(out.samples.dtype)
+        return out
 
     def _levels(self, scaled: np.ndarray) -> np.ndarray:
         """Windows ``(..., channels, 1)`` in scaled units -> column codes ``(..., columns)``."""

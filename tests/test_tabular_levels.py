@@ -1,0 +1,51 @@
+"""Categorical draws from the guess's level probabilities: systematic sampling, and an imputer
+whose guess stands in for its model drawing several levels where it is unsure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from diffimpute import TabularImputer
+from diffimpute.tasks.level_sets import draw_levels
+
+FAST = {"hidden": 32, "n_layers": 1, "diffusion_steps": 20, "max_epochs": 1, "batch_size": 32,
+        "sampling_steps": 5, "time_budget": None, "device": "cpu", "verbose": False}
+
+
+def test_levels_are_drawn_in_proportion_and_shuffled() -> None:
+    """Each level is drawn n p times rounded up or down, so the most drawn is the most likely
+    unless another is within 1 / n of it, and the draws are not in level order."""
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(4), size=200)
+    drawn = draw_levels(probabilities, rng.random((31, 200)))  # 30 draws
+    counts = (drawn[..., None] == np.arange(4)).sum(axis=0)  # (cells, levels)
+    assert np.all(np.abs(counts - 30 * probabilities) < 1)
+    top = np.sort(probabilities, axis=1)
+    clear = top[:, -1] - top[:, -2] > 1 / 30
+    assert np.array_equal(np.argmax(counts, axis=1)[clear], np.argmax(probabilities, axis=1)[clear])
+    assert (np.diff(drawn, axis=0) < 0).any(axis=0).mean() > 0.9
+
+
+def test_unsure_categorical_cells_draw_several_levels() -> None:
+    """A level set by a noisy threshold: where the guess stands in for the model, cells near
+    the threshold draw both levels, the most drawn one is the guess's, and the calibrated sets
+    hold one level for some cells and two for others."""
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.standard_normal(n)
+    frame = pd.DataFrame({"x": x, "y": x + 0.5 * rng.standard_normal(n),
+                          "side": np.where(x + 1.0 * rng.standard_normal(n) > 0, "up", "down")})
+    gappy = frame.copy()
+    hidden = rng.random(n) < 0.3
+    gappy.loc[hidden, "side"] = None
+    imputer = TabularImputer(**FAST).fit(gappy)
+    assert not imputer.refines_  # an untrained model does not beat its guess
+    result = imputer.impute(gappy, n_samples=40, seed=1)
+    draws = result.samples[:, hidden, 2]  # (samples, cells) level codes
+    share_up = (draws == 1).mean(axis=0)
+    assert ((share_up > 0.1) & (share_up < 0.9)).mean() > 0.1
+    guess = (result.guess["side"][hidden] == "up").to_numpy()
+    assert np.mean((share_up > 0.5) == guess) > 0.95
+    sizes = result.prediction_set("side").to_numpy()[hidden].sum(axis=1)
+    assert set(sizes) == {1, 2}
