@@ -140,6 +140,12 @@ def test_seeded_runs_are_identical_and_seeds_matter(frame: pd.DataFrame) -> None
     assert not np.array_equal(first.samples, other.samples)
 
 
+def test_prior_epochs_are_a_step_budget_that_the_clock_only_caps(model: DiffusionImputer) -> None:
+    """With a time budget set, the prior's learning rate must drop by its epochs, not by the clock."""
+    assert model.time_budget is not None and model.prior_history_.stopped == "max_steps"
+    assert len(model.prior_history_.train_loss) == FAST["prior_epochs"]
+
+
 def test_lssdm_name_builds_the_latent_setting_with_shared_parameters() -> None:
     imputer = LatentDiffusionImputer(channels=8)
     assert isinstance(imputer, DiffusionImputer)

@@ -76,8 +76,11 @@ class LatentPriorStage:
                               graph_weight=self.graph_weight, laplacian=laplacian, shard=shard)
 
         budget = None if self.time_budget is None else _PRIOR_BUDGET_SHARE * self.time_budget
+        # The epochs as a budget of steps, so that the clock only caps: it does not drop the learning rate.
+        steps = self.prior_epochs * -(-len(train_windows) // self.batch_size)
         config = TrainConfig(max_epochs=self.prior_epochs, batch_size=self.batch_size,
-                             learning_rate=self.prior_learning_rate, weight_decay=0.0, time_budget=budget)
+                             learning_rate=self.prior_learning_rate, weight_decay=0.0, time_budget=budget,
+                             max_steps=steps)
         self.prior_history_ = train(prior, loss_fn, train_windows, config, seed=self.seed_,
                                     device=device, progress=self.verbose, desc="training prior",
                                     checkpoint=checkpoint, resume=resume)
