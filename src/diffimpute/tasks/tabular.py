@@ -11,6 +11,10 @@ likely level and, on request, each level's share of the draws.
 
 Training targets are whole columns of a row, never single channels of a one-hot block: hiding
 one level's channel while showing the others would give the answer away.
+
+How the guess is fitted and chosen per column lives in ``tasks.tabular_guess``; what is special
+to categorical columns (levels, their draws from the guess, prediction sets) in
+``tasks.tabular_levels``.
 """
 
 from __future__ import annotations
@@ -29,12 +33,10 @@ from diffimpute._warnings import warn
 from diffimpute.data.batch import Windows
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.scaling import FeatureScaler
-from diffimpute.data.table import TableEncoder, most_frequent
-from diffimpute.diffusion.noise import RowUniform
+from diffimpute.data.table import TableEncoder
 from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
-from diffimpute.engine.sampling import SampleOutput
 from diffimpute.engine.trainer import TrainHistory
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.guess import GaussianGuess
@@ -42,24 +44,18 @@ from diffimpute.nn.tabular import TabularDenoiser
 from diffimpute.nn.tree_guess import ColumnChoiceGuess, TreeGuess
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.held_out import HeldOut
-from diffimpute.tasks.level_sets import draw_levels, in_set, set_threshold
 from diffimpute.tasks.refiner import GuessRefiner
 from diffimpute.tasks.result import TableImputationResult
+from diffimpute.tasks.tabular_guess import TableGuessFitting
+from diffimpute.tasks.tabular_levels import CategoricalLevels
 from diffimpute.tasks.value_dependence import dependence_warning, value_dependent
 
 DenoiserKind = Literal["mlp", "transformer"]
 TabularGuessKind = Literal["gaussian", "auto", "none"]
 _MIN_ROWS = 8  # fewer rows cannot both train a model and hold out cells to check it
-_GUESS_ROWS = 2048  # rows the Gaussian guess is fitted on (its cost grows as rows x channels^3)
-_TREE_ROWS = 4096  # rows the tree guess is fitted on (twice: as they are and thinned)
-_TREE_WEIGHTS = (0.0, 0.5, 1.0)  # a column's guess: Gaussian, the mean of both, or trees
-_CHOICE_MARGIN = 2.0  # standard errors a column's own best guess must gain to leave the table-wide one
-_TREE_FOLDS = 5  # cross-fitting folds of the tree guess: each training row is guessed by trees that never saw it
 _HELD_OUT_CELLS, _MIN_AUTO_HELD_OUT, _MAX_AUTO_HELD_OUT = 400, 0.1, 0.2  # the automatic validation_fraction
-_SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
 _STEPS_PER_ROW, _MIN_STEPS, _MAX_STEPS = 2, 400, 4000  # training steps per training row, and their bounds
 _CHECKS = 12  # model-selection checks over the training steps; patience counts them
-_LEVEL_STREAM = 7  # appended to a row's key: its level draws' random stream, apart from its residuals'
 
 
 def _column_targets(observed_columns: torch.Tensor, channel_column: torch.Tensor,
@@ -74,23 +70,7 @@ def _column_targets(observed_columns: torch.Tensor, channel_column: torch.Tensor
     return hidden[:, channel_column].unsqueeze(-1)
 
 
-def _paired_choice(errors: np.ndarray, default: int) -> float:
-    """A column's tree weight: the table-wide choice ``default`` unless another candidate beats it on
-    this column's cells by more than ``_CHOICE_MARGIN`` standard errors of the paired gains; with
-    tens of held-out cells per column, the best of three on a column alone is mostly noise.
-    ``errors``: ``(weights, rows)``, NaN where the column's cell was not picked."""
-    cells = ~np.isnan(errors[0])
-    best = default
-    if cells.sum() > 1:
-        gains = errors[default, cells][None] - errors[:, cells]  # (weights, cells)
-        margin = _CHOICE_MARGIN * gains.std(axis=1, ddof=1) / np.sqrt(cells.sum())
-        better = np.flatnonzero(gains.mean(axis=1) > np.maximum(margin, 0) + 1e-12)
-        if better.size:
-            best = int(better[np.argmax(gains.mean(axis=1)[better])])
-    return _TREE_WEIGHTS[best]
-
-
-class TabularImputer(TransformerMixin, GuessRefiner):
+class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, GuessRefiner):
     """Fill missing cells of a table (numeric, integer, boolean and categorical columns) with a
     diffusion model that refines a first guess, and say how sure it is.
 
@@ -236,53 +216,6 @@ class TabularImputer(TransformerMixin, GuessRefiner):
     def _interval_channels(self) -> np.ndarray:
         return self.encoder_.numeric_channels
 
-    def _guess_wins(self, draws, guess, truth, target) -> np.ndarray:
-        """Numeric channels by MAE (the refiner's rule); a categorical column's channels together, by
-        the accuracy of the most frequent level among the draws against the guess's level."""
-        wins = super()._guess_wins(draws, guess, truth, target)
-        categorical = np.flatnonzero(~self.encoder_.numeric)  # only levels have a most frequent one
-        model_level = most_frequent(self._levels(draws)[..., categorical])
-        guess_level = self._levels(guess)[..., categorical]
-        true_level = self._levels(truth)[..., categorical]
-        hidden = target[:, self.encoder_.first_channel[categorical], 0]
-        for k, j in enumerate(categorical):
-            rows = hidden[:, k]
-            if rows.any():
-                model_right = (model_level[rows, k] == true_level[rows, k]).mean()
-                guess_right = (guess_level[rows, k] == true_level[rows, k]).mean()
-                # a tie on few cells keeps the model
-                wins[self.encoder_.channel_column == j] = guess_right > model_right
-        return wins
-
-    def _guess_draws(self, windows: Windows, cond_mask, n_samples, generator, device, on_chunk,
-                     row_ids: torch.Tensor) -> SampleOutput:
-        """The refiner's draws around the guess, with each categorical cell's levels drawn in
-        proportion to the guess's level probabilities (the classifier's, ``nn.tree_guess``): the
-        same level in every draw gave prediction sets of one level or of all."""
-        out = super()._guess_draws(windows, cond_mask, n_samples, generator, device, on_chunk, row_ids)
-        categorical = np.flatnonzero(~self.encoder_.numeric)
-        if not categorical.size or not len(windows):
-            return out
-        hot = self.scaler_.inverse_transform(out.guess[..., 0].double().numpy())  # (windows, channels)
-        ends = self.scaler_.transform(np.array([[0.0], [1.0]]) * np.ones(self._n_channels()))
-        keys = torch.cat([row_ids.reshape(len(row_ids), -1), torch.full((len(row_ids), 1), _LEVEL_STREAM)], 1)
-        uniform = RowUniform(generator.initial_seed(), keys).random((n_samples + 1, len(windows), categorical.size))
-        for k, j in enumerate(categorical):
-            channels = np.flatnonzero(self.encoder_.channel_column == j)
-            chances = np.clip(hot[:, channels], 0.0, None)
-            total = chances.sum(axis=1, keepdims=True)
-            sure = np.eye(len(channels))[np.argmax(hot[:, channels], axis=1)]  # a guess with no positive share
-            chances = np.where(total > 0, chances / np.where(total > 0, total, 1.0), sure)
-            drawn = draw_levels(chances, uniform[:, :, k]).T  # (windows, samples)
-            low, high = ends[:, channels]
-            values = np.where(drawn[..., None] == np.arange(len(channels)), high, low)
-            out.samples[:, :, channels, 0] = torch.from_numpy(values).to(out.samples.dtype)
-        return out
-
-    def _levels(self, scaled: np.ndarray) -> np.ndarray:
-        """Windows ``(..., channels, 1)`` in scaled units -> column codes ``(..., columns)``."""
-        return self.encoder_.decode(self.scaler_.inverse_transform(scaled[..., 0]))
-
     def _training_targets(self, observed: torch.Tensor, generator: torch.Generator,
                           rate: float | torch.Tensor | None = None) -> torch.Tensor:
         channel_column = torch.from_numpy(self.encoder_.channel_column).to(observed.device)
@@ -354,84 +287,6 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         self._check_value_dependence(scaled)
         self.fit_seconds_ = time.perf_counter() - started
         return self
-
-    def _fit_guess(self, train_windows: Windows, held: HeldOut | None) -> None:
-        """Fit the Gaussian guess by EM on training cells and take the shrinkage with the lowest MAE
-        on the held-out cells (or ``guess_ridge`` when given); with ``guess="auto"`` also fit the tree
-        guess and keep it in the columns where it beats the Gaussian one on those cells."""
-        if self.model_.guess is None:
-            return
-        choice = self.model_.guess if self.guess == "auto" else None
-        gaussian = self.model_.guess if choice is None else choice.gaussian
-        order = torch.randperm(len(train_windows), generator=torch.Generator().manual_seed(self.seed_))
-        rows = train_windows[order[:_GUESS_ROWS]]
-        gaussian.fit(rows.values[..., 0], rows.observed[..., 0])
-        if self.guess_ridge is not None or held is None:
-            gaussian.shrinkage.fill_(0.1 if self.guess_ridge is None else self.guess_ridge)
-        else:
-            errors = {}
-            for amount in _SHRINKAGES:
-                gaussian.shrinkage.fill_(amount)
-                with torch.no_grad():
-                    estimate = gaussian(held.windows.values, held.cond_mask, held.windows.positions)
-                errors[amount] = self._held_error(estimate, held).sum()
-            gaussian.shrinkage.fill_(min(errors, key=errors.get))
-        if choice is None or held is None:
-            return  # nothing to choose the trees by: the Gaussian guess everywhere
-        self._fit_trees(choice, train_windows)
-        with torch.no_grad():
-            gaussian_guess, tree_guess = choice.candidates(held.windows.values, held.cond_mask,
-                                                           held.windows.positions)
-        cell_errors = np.stack([self._column_errors(gaussian_guess + w * (tree_guess - gaussian_guess), held)
-                                for w in _TREE_WEIGHTS])  # (weights, rows, columns), NaN: not picked
-        weights = np.full(cell_errors.shape[2], _TREE_WEIGHTS[np.nanargmin(np.nansum(cell_errors, axis=(1, 2)))])
-        for column in range(cell_errors.shape[2]):
-            weights[column] = _paired_choice(cell_errors[:, :, column], _TREE_WEIGHTS.index(weights[column]))
-        choice.tree_weight.copy_(torch.from_numpy(weights[self.encoder_.channel_column]).float())
-
-    def _fit_trees(self, choice: ColumnChoiceGuess, train_windows: Windows) -> None:
-        """Fit the cross-fitted trees on the training rows twice over: as they are and with a further
-        uniform share (up to twice the table's missing rate) of each row's given columns hidden, as
-        the diffusion model's targets hide them; the trees see the Gaussian guess in hidden cells."""
-        folds = self._tree_folds(len(train_windows))
-        rows = train_windows[torch.from_numpy(np.flatnonzero(folds))]
-        generator = torch.Generator().manual_seed(self.seed_ + 4)
-        rate = torch.rand(len(rows), 1, generator=generator) * min(1.0, 2 * self.missing_rate_)
-        thinned = rows.observed & ~self._training_targets(rows.observed, generator, rate)
-        with torch.no_grad():
-            filled = [choice.gaussian(rows.values, given, rows.positions)[..., 0] for given in (rows.observed, thinned)]
-        labels = torch.where(rows.observed[..., 0], rows.values[..., 0], torch.nan).double().numpy()
-        choice.trees.fit(torch.cat(filled).double().numpy(), np.vstack([labels, labels]), self.encoder_.channel_column,
-                         self.seed_, np.tile(folds[folds > 0], 2), categorical=~self.encoder_.numeric_channels)
-
-    def _cross_fits(self) -> bool:
-        """Whether training rows carry their tree fold as their key (``positions``): the MLP ignores
-        positions, but the transformer embeds them as times, so it keeps key 0 (all folds)."""
-        return self.guess == "auto" and self.denoiser == "mlp"
-
-    def _tree_folds(self, n_rows: int) -> np.ndarray:
-        """``(n_rows,)`` each training row's tree fold, 1..``_TREE_FOLDS``, for a seeded ``_TREE_ROWS``
-        of them (the rows the trees are fitted on) and 0 (trees that never saw it) for the rest."""
-        order = np.random.default_rng(self.seed_ + 3).permutation(n_rows)[:_TREE_ROWS]
-        folds = np.zeros(n_rows, dtype=np.int64)
-        folds[order] = np.arange(len(order)) % _TREE_FOLDS + 1
-        return folds
-
-    def _column_errors(self, guess: torch.Tensor, held: HeldOut) -> np.ndarray:
-        """``(rows, columns)`` absolute error of a ``guess`` of the held-out windows, summed over a
-        column's channels, at its ``picked`` cells; NaN elsewhere."""
-        error = ((guess - held.windows.values).abs() * held.picked)[..., 0].double().numpy()
-        by_column = np.zeros((len(error), len(self.encoder_.columns)))
-        np.add.at(by_column.T, self.encoder_.channel_column, error.T)
-        picked = held.picked[:, self.encoder_.first_channel, 0].numpy()
-        return np.where(picked, by_column, np.nan)
-
-    @staticmethod
-    def _held_error(guess: torch.Tensor, held: HeldOut) -> np.ndarray:
-        """``(channels,)`` summed absolute error of a ``guess`` of the held-out windows at the cells
-        that choices may use (``picked``: not the ones ``validation_`` reports)."""
-        error = (guess - held.windows.values).abs()
-        return (error * held.picked).sum(dim=(0, 2)).double().numpy()
 
     def _check_value_dependence(self, scaled: np.ndarray) -> None:
         """Name the numeric columns whose gaps the other columns place at other values than their
@@ -506,46 +361,6 @@ class TabularImputer(TransformerMixin, GuessRefiner):
         except (TypeError, ValueError):
             raise ValueError(f"an array X must be numeric (got {array.dtype}); pass a DataFrame for categorical columns") from None
         return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
-
-    def _score_categories(self, held: HeldOut | None, device: torch.device) -> None:
-        """Accuracy of the most likely level at the reported held-out categorical cells, into ``validation_``."""
-        categorical = ~self.encoder_.numeric
-        self.level_set_threshold_ = float("inf")  # uncalibrated: every level in every set
-        if held is None or not categorical.any() or not self.validation_:
-            return
-        generator = torch.Generator(device=device).manual_seed(self.seed_ + 2)
-        out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
-                         device)
-        draws = self._levels(out.samples.numpy().astype(np.float64))  # (rows, samples, columns)
-        truth = self._levels(held.windows.values.numpy()).astype(np.int64)
-        first = self.encoder_.first_channel
-        target = held.scored[:, first, 0].numpy() & categorical[None]
-        if target.any():
-            mode = most_frequent(draws.transpose(1, 0, 2)[..., categorical])
-            self.validation_["accuracy"] = float((mode == truth[:, categorical])[target[:, categorical]].mean())
-        self._calibrate_level_sets(draws, truth, held.picked[:, first, 0].numpy(), target)
-
-    def _calibrate_level_sets(self, draws: np.ndarray, truth: np.ndarray, picked: np.ndarray,
-                              scored: np.ndarray) -> None:
-        """``level_set_threshold_`` (``tasks.level_sets``) from the ``picked`` held-out categorical
-        cells of all columns pooled, and the share of ``scored`` cells whose 90 % set holds the
-        truth into ``validation_["set_coverage90"]``; draws ``(rows, samples, columns)`` codes."""
-        shares, truths, is_picked, is_scored = [], [], [], []
-        n_levels = max(len(spec.levels) for spec in self.encoder_.columns if spec.kind == "categorical")
-        for j in np.flatnonzero(~self.encoder_.numeric):
-            rows = picked[:, j] | scored[:, j]
-            counts = (draws[rows, :, j, None] == np.arange(n_levels)).mean(axis=1)  # (cells, levels)
-            shares.append(counts)
-            truths.append(truth[rows, j])
-            is_picked.append(picked[rows, j])
-            is_scored.append(scored[rows, j])
-        shares, truths = np.concatenate(shares), np.concatenate(truths)
-        is_picked, is_scored = np.concatenate(is_picked), np.concatenate(is_scored)
-        if is_picked.any():
-            self.level_set_threshold_ = set_threshold(shares[is_picked], truths[is_picked])
-        if is_scored.any():
-            held = in_set(shares[is_scored], self.level_set_threshold_)[np.arange(is_scored.sum()), truths[is_scored]]
-            self.validation_["set_coverage90"] = float(held.mean())
 
     # ------------------------------------------------------------------ imputing
     def transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame | np.ndarray:
