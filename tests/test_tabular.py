@@ -417,14 +417,16 @@ def test_tree_guess_is_cross_fitted() -> None:
     torch.testing.assert_close(guess(values, hide_first.unsqueeze(-1), torch.zeros_like(positions)), manual)
 
 
-def test_training_is_a_step_budget_in_proportion_to_the_rows(table) -> None:
-    """Training length is optimiser steps (twice the training rows, at least ``_MIN_STEPS``),
-    not seconds, so a seed gives the same model on any machine; a time budget only caps it."""
+def test_training_is_a_step_budget_in_proportion_to_the_rows() -> None:
+    """Training length is optimiser steps (``_STEPS_PER_ROW`` per training row, at least
+    ``_MIN_STEPS``), not seconds, so a seed gives the same model on any machine; a time budget
+    only caps it."""
     from diffimpute.tasks import tabular
 
+    gappy, _ = with_holes(mixed(400), 0.25, seed=1)
     imputer = TabularImputer(**{**TINY_TABLE, "max_epochs": 10_000, "patience": 10_000, "time_budget": 600},
-                             guess="gaussian").fit(table[1])
-    rows = len(table[1])  # a few rows have no cell left to train on once cells are held out
+                             guess="gaussian").fit(gappy)
+    rows = len(gappy)  # a few rows have no cell left to train on once cells are held out
     assert tabular._MIN_STEPS < 0.9 * tabular._STEPS_PER_ROW * rows <= imputer.train_steps_
     assert imputer.train_steps_ <= tabular._STEPS_PER_ROW * rows
     assert imputer.history_.steps == imputer.train_steps_ and imputer.history_.stopped == "max_steps"

@@ -54,7 +54,7 @@ DenoiserKind = Literal["mlp", "transformer"]
 TabularGuessKind = Literal["gaussian", "auto", "none"]
 _MIN_ROWS = 8  # fewer rows cannot both train a model and hold out cells to check it
 _HELD_OUT_CELLS, _MIN_AUTO_HELD_OUT, _MAX_AUTO_HELD_OUT = 400, 0.1, 0.2  # the automatic validation_fraction
-_STEPS_PER_ROW, _MIN_STEPS, _MAX_STEPS = 2, 400, 4000  # training steps per training row, and their bounds
+_STEPS_PER_ROW, _MIN_STEPS, _MAX_STEPS = 1, 300, 4000  # training steps per training row, and their bounds
 _CHECKS = 12  # model-selection checks over the training steps; patience counts them
 
 
