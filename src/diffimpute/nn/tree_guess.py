@@ -224,11 +224,12 @@ class TreeGuess(nn.Module):
         weights = self._fold_weights(keys, x.dtype)
         out = weights @ self.baseline.to(x.dtype)
         if len(self.roots):
+            tables = self._walk_tables(x.shape[1], x.dtype)
             for key in keys.unique().tolist():
                 trees = torch.arange(len(self.roots), device=x.device) if key == 0 else (
                     torch.nonzero(self.tree_fold == key - 1).squeeze(1))
                 for part in torch.nonzero(keys == key).squeeze(1).split(_ROWS_PER_PASS):
-                    out[part] += self._leaf_sums(x[part], trees, weights[part])
+                    out[part] += self._leaf_sums(x[part], trees, weights[part], tables)
         return self._levels(out)
 
     def _levels(self, raw: torch.Tensor) -> torch.Tensor:
@@ -241,14 +242,30 @@ class TreeGuess(nn.Module):
             raw[:, channels] = low + share * (high - low)
         return raw
 
-    def _leaf_sums(self, rows: torch.Tensor, trees: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Each channel's sum over ``trees`` of their leaf for each of ``rows``, weighted by fold."""
+    def _walk_tables(self, n_features: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """What ``_leaf_sums`` reads at each node, built once per call of ``predict_rows``: the
+        column of ``both`` its split reads (``(nodes,)``), its children (``(2 nodes,)``: left, right)
+        and its threshold, finite (a split of given values, all left, from missing ones has +inf)."""
+        route = self.feature + n_features * (~self.missing_left).long()
+        children = torch.stack([self.left, self.right], 1).flatten()
+        return route, children, self.threshold.to(dtype).clamp(max=torch.finfo(dtype).max)
+
+    def _leaf_sums(self, rows: torch.Tensor, trees: torch.Tensor, weights: torch.Tensor,
+                   tables: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Each channel's sum over ``trees`` of their leaf for each of ``rows``, weighted by fold.
+
+        A missing value is read as -inf at a node that sends it left and +inf at one that sends it
+        right (``rows`` side by side with both), so a step is a gather and a comparison; the
+        walk stops once every row sits on a leaf, which points at itself."""
+        route, children, threshold = tables
+        missing = rows.isnan()
+        both = torch.cat([torch.where(missing, -torch.inf, rows), torch.where(missing, torch.inf, rows)], 1)
         node = self.roots[trees].expand(len(rows), -1)  # (rows, trees)
         for _ in range(int(self.depth)):
-            value = rows.gather(1, self.feature[node])
-            left = torch.where(value.isnan(), self.missing_left[node],
-                               value <= self.threshold[node].to(value.dtype))
-            node = torch.where(left, self.left[node], self.right[node])
+            step = children[2 * node + (both.gather(1, route[node]) > threshold[node])]
+            if torch.equal(step, node):
+                break
+            node = step
         leaves = self.leaf_value[node].to(rows.dtype) * weights[:, self.tree_fold[trees]]
         return torch.zeros_like(rows).index_add_(1, self.tree_channel[trees], leaves)
 
