@@ -155,6 +155,15 @@ def test_seeded_runs_are_identical(digits, gappy) -> None:
     assert not np.array_equal(first.impute(images, seed=5).samples, first.impute(images, seed=6).samples)
 
 
+def test_training_is_a_budget_of_steps_under_a_time_cap(digits) -> None:
+    """A time budget that does not bind leaves steps alone to decide training (and its checks)."""
+    params = {**TINY, "max_epochs": 1000, "max_steps": 12, "validate_every": 4, "time_budget": 600.0}
+    model = ImageInpainter(**params).fit(digits[0][:64])
+    assert model.history_.steps == 12 and model.history_.stopped == "max_steps"
+    with pytest.raises(ValueError, match="validate_every"):
+        ImageInpainter(validate_every=0).fit(digits[0][:64])
+
+
 def test_save_load_round_trip(fitted, gappy, tmp_path) -> None:
     images, _ = gappy
     path = tmp_path / "digits.safetensors"
@@ -250,7 +259,7 @@ def test_cli_inpaints_a_npy_stack_end_to_end(digits, tmp_path) -> None:
     np.save(tmp_path / "digits.npy", images)
     np.save(tmp_path / "train.npy", digits[0][:64])
     result = CliRunner().invoke(cli, ["inpaint", str(tmp_path / "digits.npy"), "-o", str(tmp_path / "out"),
-                                      "--train", str(tmp_path / "train.npy"), "--time-budget", "3",
+                                      "--train", str(tmp_path / "train.npy"), "--max-steps", "20",
                                       "--save", str(tmp_path / "m.safetensors"), "--quiet"])
     assert result.exit_code == 0, result.output
     filled = np.load(tmp_path / "out" / "inpainted.npy")
@@ -280,7 +289,7 @@ def test_cli_inpaints_pngs_with_a_colour_key_and_a_mask(tmp_path) -> None:
     hole[5:9, 5:9] = 255
     Image.fromarray(hole).save(tmp_path / "mask.png")
     result = CliRunner().invoke(cli, ["inpaint", *names, "-o", str(tmp_path / "out"), "--missing-color", "255,0,255",
-                                      "--mask", str(tmp_path / "mask.png"), "--time-budget", "3", "--quiet"])
+                                      "--mask", str(tmp_path / "mask.png"), "--max-steps", "20", "--quiet"])
     assert result.exit_code == 0, result.output
     filled = np.asarray(Image.open(tmp_path / "out" / "img0-inpainted.png"))
     original = np.asarray(Image.open(names[0]))

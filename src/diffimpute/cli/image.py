@@ -159,7 +159,8 @@ def _png_bytes(pixels: np.ndarray, top: int) -> bytes:
 @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False),
               help="Use this saved inpainter instead of fitting one.")
 @click.option("--save", "save_path", default=None, type=click.Path(dir_okay=False), help="Save the fitted inpainter here.")
-@click.option("--time-budget", type=float, default=None, help="Seconds of training (default 240).")
+@click.option("--max-steps", type=int, default=None, help="Optimiser steps of training (default 1000).")
+@click.option("--time-budget", type=float, default=None, help="A cap on training seconds (default 240).")
 @click.option("--conditioning", type=click.Choice(["conditional", "repaint"]), default=None,
               help="How the model sees the given pixels (repaint needs --guess none).")
 @click.option("--guess", type=click.Choice(["auto", "harmonic", "neighbours", "none"]), default=None,
@@ -168,8 +169,8 @@ def _png_bytes(pixels: np.ndarray, top: int) -> bytes:
 @click.option("--device", default=None, help="auto, cpu or cuda (default auto).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars or messages.")
-def inpaint(inputs, output, mask, missing_color, train_paths, model_path, save_path, time_budget, conditioning, guess,
-            n_samples, device, seed, quiet):
+def inpaint(inputs, output, mask, missing_color, train_paths, model_path, save_path, max_steps, time_budget,
+            conditioning, guess, n_samples, device, seed, quiet):
     """Fill the missing pixels of INPUTS (one .npy stack, or PNG files of one size)."""
     from diffimpute.report.image_plots import inpainting_figure
     from diffimpute.report.plots import figure_bytes
@@ -179,14 +180,15 @@ def inpaint(inputs, output, mask, missing_color, train_paths, model_path, save_p
         images, single, top = _read_images(inputs, mask, missing_color)
         started = time.perf_counter()
         if model_path is not None:
-            if train_paths or save_path or any(v is not None for v in (time_budget, conditioning, guess)):
-                raise ValueError("--model uses a saved inpainter; --train, --save, --time-budget, --conditioning "
-                                 "and --guess are for fitting a new one")
+            if train_paths or save_path or any(v is not None for v in (max_steps, time_budget, conditioning, guess)):
+                raise ValueError("--model uses a saved inpainter; --train, --save, --max-steps, --time-budget, "
+                                 "--conditioning and --guess are for fitting a new one")
             model = ImageInpainter.load(model_path)
             model.set_params(verbose=not quiet, **({} if device is None else {"device": device}))
         else:
             train, _, _ = _read_images(train_paths, None, None) if train_paths else (images, False, None)
-            options = {"time_budget": time_budget, "conditioning": conditioning, "guess": guess, "device": device}
+            options = {"max_steps": max_steps, "time_budget": time_budget, "conditioning": conditioning,
+                       "guess": guess, "device": device}
             model = ImageInpainter(random_state=seed, verbose=not quiet,
                                    **{k: v for k, v in options.items() if v is not None}).fit(train)
             if save_path:

@@ -60,9 +60,8 @@ ImageGuessKind = Literal["auto", "harmonic", "neighbours", "none"]
 _MIN_HELD_IMAGES = 8  # held-out images for selection and calibration, when there are that many
 _MAX_DONOR_CELLS = 2**22  # values in the neighbour guess's bank (16 MB): all 8 x 8 digits, 340 RGB 64 x 64 images
 _NEIGHBOURS = (1, 3, 5, 10, 20)  # candidates for the neighbour guess's k
-# Held-out holes are typical ones, narrower than training's: 10-60 % of scattered pixels or a rectangle
-# up to half the image's sides (training's full range, up to nearly empty images, chose k=20 for the
-# neighbour guess on digits where k=5 was best for 25 % / 50 % / 4 x 4 holes on validation images).
+# Held-out holes are typical ones: 10-60 % of scattered pixels or a rectangle up to half the sides
+# (training's full range, up to nearly empty images, chose a k for the neighbour guess too large).
 _HELD_OUT_RATES, _HELD_OUT_LARGEST = (0.1, 0.6), 0.5
 
 
@@ -76,10 +75,9 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
 
     Parameters
     ----------
-    conditioning: ``"conditional"`` (default: the network sees the given pixels as clean inputs,
-        as CSDI) or ``"repaint"`` (it sees them only forward-noised to the current step, as
-        RePaint without its resampling loop; needs ``guess="none"``, because a guess of the given
-        pixels would be a clean input).
+    conditioning: ``"conditional"`` (default: the network sees the given pixels clean, as CSDI)
+        or ``"repaint"`` (only forward-noised to the current step, as RePaint without its
+        resampling loop; needs ``guess="none"``: a guess of the given pixels would be clean).
     guess: the first estimate the diffusion refines: ``"neighbours"`` (the average of the ``k``
         training images nearest on the given pixels, ``k`` chosen on held-out pixels; up
         to 4 million values of training images travel in the model file), ``"harmonic"`` (each
@@ -90,20 +88,17 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         fill when ``validation_fraction`` is 0; the default: on test images at 50 % hidden it gave
         0.85 x linear interpolation's MSE on photo patches, where the neighbour guess alone gave
         6 x on validation patches, and 0.21 x on digits) or ``"none"``. ``guess_`` is the one in use and
-        ``guess_scores_`` the candidates' held-out MSE in standardised units. Chosen with
-        ``time_budget`` on validation digits (``bench/bench_inpainting.py``, MSE on hidden pixels
-        relative to the best KNN imputer, for 25 % / 50 % of pixels / a 4 x 4 hole hidden): the
-        neighbour guess refined for 240 s gave 0.61 / 0.73 / 0.89, the harmonic guess for 60 s
-        0.86 / 0.98 / 1.13 (worse than KNN on holes) and no better at 120 s. Within 60-120 s the
-        model did not beat the neighbour guess and fell back to it (1.02-1.05).
+        ``guess_scores_`` the candidates' held-out MSE in standardised units.
     channels, n_levels, n_layers, attention, n_heads, dropout: the UNet (``nn.unet``): width of
         its first level, resolutions, residual blocks per level, self-attention with ``n_heads``
         heads at the lowest resolution.
     prediction, diffusion_steps, schedule, beta_start, beta_end, sampler, sampling_steps,
         ddim_eta: as for ``DiffusionImputer``.
+    max_steps: optimiser steps of training, the budget that makes a seed reproduce its model.
+        validate_every: steps between held-out checks (None: ``max_steps // 12``).
     max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay, time_budget:
-        training on the engine's loop; ``time_budget`` caps training seconds (None: no limit; default
-        4 minutes: a shorter fit rarely beats the neighbour guess, and then returns the guess).
+        training on the engine's loop; ``time_budget`` caps training seconds (None: no cap); a fit
+        it cuts short depends on the machine's speed and warns so.
     validation_fraction: share of the images (at least 8, when there are) on which pixels are held
         out from training for model selection, calibration and ``validation_`` (0 turns all three
         off): per image 10-60 % of its pixels at random, or a rectangle up to half its height and width.
@@ -140,6 +135,8 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         schedule: ScheduleKind = "quad",
         beta_start: float = 1e-4,
         beta_end: float = 0.5,
+        max_steps: int = 1000,
+        validate_every: int | None = None,
         max_epochs: int = 1000,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -172,6 +169,8 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         self.schedule = schedule
         self.beta_start = beta_start
         self.beta_end = beta_end
+        self.max_steps = max_steps
+        self.validate_every = validate_every
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -197,6 +196,9 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         check_choice(self.conditioning, get_args(Conditioning), "conditioning")
         check_choice(self.guess, get_args(ImageGuessKind), "guess")
         check_positive_int(self.n_levels, "n_levels")
+        check_positive_int(self.max_steps, "max_steps")
+        if self.validate_every is not None:
+            check_positive_int(self.validate_every, "validate_every")
         if self.conditioning == "repaint" and self.guess != "none":
             raise ValueError("conditioning='repaint' shows the network no clean pixel, so there is nothing to "
                              "guess from; pass guess='none' with it")
@@ -210,6 +212,9 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
 
     def _unconditional(self) -> bool:
         return self.conditioning == "repaint"
+
+    def _step_budget(self) -> tuple[int, int]:
+        return self.max_steps, self.validate_every or max(1, self.max_steps // 12)
 
     def _training_targets(self, observed: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return image_targets(observed, self.layout_.height, self.layout_.width, generator)
@@ -307,10 +312,8 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         return bank.fit(chosen.values, chosen.observed)
 
     def _fit_guess(self, train_windows: Windows, held: HeldOut | None) -> None:
-        """Choose the guess by its squared error on the picked held-out pixels: the neighbour guess's
-        ``k`` and, with ``guess="auto"``, the neighbour guess or the harmonic fill, whichever is
-        better on these images (neighbours where images repeat a few shapes, the harmonic fill on
-        photos). ``guess_scores_``: each candidate's held-out MSE in standardised units."""
+        """Choose by squared error on the picked held-out pixels the neighbour guess's ``k`` and, with
+        ``guess="auto"``, the neighbour guess or the harmonic fill (``guess_scores_``: their MSE)."""
         guess = self.model_.guess
         self.guess_scores_ = {}
         if not isinstance(guess, NeighbourGuess) or held is None:
@@ -473,13 +476,11 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
     def _user_data(self) -> dict[str, str]:
         if self.guess_ != "neighbours":
             return {}
-        return {f"{_PREFIX}guess.donor": f"the observed pixels of {self.n_donors_} training images (the neighbour "
-                                         "guess's donors)"}
+        return {f"{_PREFIX}guess.donor": f"the observed pixels of {self.n_donors_} training images (the donors)"}
 
     def _without_user_data(self) -> None:
-        raise ValueError("the neighbour guess imputes from its donor images, so this model cannot be saved "
-                         "without them; fit with guess='harmonic' or guess='none' to save a model that holds "
-                         "no training images")
+        raise ValueError("the neighbour guess imputes from its donor images, so this model cannot be saved without "
+                         "them; fit with guess='harmonic' or 'none' for a model that holds no training images")
 
     def _restore(self, metadata: dict, tensors: dict[str, torch.Tensor]) -> None:
         self.layout_ = ImageLayout.from_dict(metadata["layout"])

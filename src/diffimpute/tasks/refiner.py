@@ -227,16 +227,16 @@ class GuessRefiner(DiffusionEstimator):
             ema_decay=self.ema_decay,
             time_budget=time_budget,
             max_steps=max_steps,
-            check_every_steps=None if max_steps is None else check_every,
+            check_every_steps=check_every,
         )
 
     def _learning_rate(self) -> float:
         return self.learning_rate
 
-    def _step_budget(self) -> tuple[int | None, int | None]:
-        """(optimiser steps to train, steps between validation checks); (None, None): epochs and
-        the time budget decide, as the tabular imputer does."""
-        return None, None
+    def _step_budget(self) -> tuple[int, int]:
+        """(optimiser steps to train, steps between validation checks): a budget in steps, so that
+        a seed reproduces its model whatever the machine's speed (time is only a cap)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ validation and calibration
     def _draw(self, model, windows: Windows, cond_mask, n_samples, steps, generator, device, on_chunk=None,
