@@ -94,10 +94,10 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
     prediction, diffusion_steps, schedule, beta_start, beta_end, sampler, sampling_steps,
         ddim_eta: as for ``DiffusionImputer``.
     max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay, time_budget:
-        training on the engine's loop, for ``_STEPS_PER_ROW`` optimiser steps per training row
-        (within ``_MIN_STEPS``-``_MAX_STEPS``), so that a seed gives the same model on any
-        machine; ``time_budget`` caps training seconds and warns when it cuts training short
-        (None: no limit).
+        training on the engine's loop, for one optimiser step per training row (at least 300, at
+        most 4000; early stopping counts ``patience`` in checks, 12 over the steps), so that a
+        seed gives the same model on any machine; ``time_budget`` caps training seconds and warns
+        when it cuts training short (None: no limit).
     validation_fraction: share of observed cells held out for model selection, calibration and
         ``validation_`` (0 turns all three off); None (default): 10 %, raised to at most 20 % so that
         a small table still holds out about 400 cells (fewer make the intervals under-cover).
@@ -113,8 +113,9 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
     imputed from the other columns, with a warning and, if numeric, intervals at least as wide as
     its spread at ``fit``; data with no observed value at all are an error.
 
-    After ``fit``: ``history_``, ``validation_`` (on held-out cells: numeric MAE, CRPS and 90 %
-    coverage in standardised units, MAE of the guess alone, categorical accuracy),
+    After ``fit``: ``history_``, ``train_steps_`` (the step budget), ``validation_`` (on held-out
+    cells: numeric MAE, CRPS and 90 % coverage in standardised units, MAE of the guess alone,
+    categorical accuracy and the 90 % prediction sets' coverage),
     ``refines_`` (False when the model did not beat its guess, which is then imputed),
     ``value_dependent_columns_`` (numeric columns whose gaps the other columns place at other
     values than their observed cells, also named in a warning: their gaps may be MNAR, see
