@@ -244,3 +244,18 @@ def test_impossible_output_paths_fail_before_any_training(csv: str, tmp_path, mo
         result = _run(*args, "--quiet")
         assert result.exit_code == 2, result.output
         assert "cannot write" in result.output
+
+
+def test_a_table_fit_takes_a_step_budget(tmp_path) -> None:
+    """``--max-steps`` sets a table's training budget as it does a series'."""
+    from diffimpute import TabularImputer
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"x": rng.normal(size=60), "y": rng.normal(size=60), "kind": rng.choice(["a", "b"], 60)})
+    table.loc[::7, "x"] = np.nan
+    table.to_csv(tmp_path / "table.csv", index=False)
+    model = tmp_path / "table.safetensors"
+    result = _run("fit", str(tmp_path / "table.csv"), "-o", str(model), "--kind", "table", "--max-steps", "5",
+                  "--quiet")
+    assert result.exit_code == 0, result.output
+    assert TabularImputer.load(model).history_.steps == 5

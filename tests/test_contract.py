@@ -149,6 +149,13 @@ def test_checkpoint_and_resume_on_every_fit(case: Case, tmp_path) -> None:
         case.make(random_state=None).fit(case.data(), checkpoint=path, resume=True)
 
 
+def test_training_is_a_budget_of_steps_that_the_clock_only_caps(case: Case) -> None:
+    """Every estimator trains for ``max_steps`` optimiser steps when its time budget does not bind,
+    whatever its epochs allow: a seed then gives one model on any machine."""
+    estimator = case.make().set_params(max_steps=3, max_epochs=1000, time_budget=600.0).fit(case.data())
+    assert estimator.history_.steps == 3 and estimator.history_.stopped == "max_steps"
+
+
 def test_text_where_numbers_belong_is_a_value_error(case: Case) -> None:
     if not case.numeric_only:
         pytest.skip("tables take text columns as categories")

@@ -20,7 +20,8 @@ _MODEL_OPTIONS = [
                  help="Series: start from these pretrained weights: default (shipped in the package), the path "
                       "of an exported weights file, or none (train from scratch)."),
     click.option("--max-steps", type=int, default=None,
-                 help="Optimiser steps of training (series default: 300 fine-tuning, 1000 from scratch)."),
+                 help="Optimiser steps of training (series: 300 fine-tuning, 1000 from scratch; tables: one "
+                      "per row, 300-4000)."),
     click.option("--window", type=int, default=None,
                  help="Time steps per window (default min(256, length) pretrained, min(48, length) from scratch)."),
     click.option("--time-budget", type=float, default=None,
@@ -92,7 +93,7 @@ def imputer_for(kind: str, guess: str | None, seed: int, quiet: bool, options: d
 
     params = given_params(**options)
     if kind == "table":
-        for name in ("window", "target_strategy", "pretrained", "max_steps"):
+        for name in ("window", "target_strategy", "pretrained"):
             if name in params:
                 raise ValueError(f"--{name.replace('_', '-')} is for time series; this data is a table (--kind table)")
         if guess in ("interpolate", "latent"):

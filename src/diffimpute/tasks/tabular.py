@@ -93,11 +93,12 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
     hidden, n_layers: size of the MLP (``channels``, ``n_heads`` size the transformer).
     prediction, diffusion_steps, schedule, beta_start, beta_end, sampler, sampling_steps,
         ddim_eta: as for ``DiffusionImputer``.
+    max_steps: optimiser steps of training (None: one per training row, at least 300, at most
+        4000); a budget in steps, so that a seed gives the same model on any machine.
     max_epochs, batch_size, learning_rate, weight_decay, patience, ema_decay, time_budget:
-        training on the engine's loop, for one optimiser step per training row (at least 300, at
-        most 4000; early stopping counts ``patience`` in checks, 12 over the steps), so that a
-        seed gives the same model on any machine; ``time_budget`` caps training seconds and warns
-        when it cuts training short (None: no limit).
+        training on the engine's loop (early stopping counts ``patience`` in checks, 12 over the
+        steps); ``time_budget`` caps training seconds and warns when it cuts training short
+        (None: no limit).
     validation_fraction: share of observed cells held out for model selection, calibration and
         ``validation_`` (0 turns all three off); None (default): 10 %, raised to at most 20 % so that
         a small table still holds out about 400 cells (fewer make the intervals under-cover).
@@ -143,6 +144,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         schedule: ScheduleKind = "quad",
         beta_start: float = 1e-4,
         beta_end: float = 0.5,
+        max_steps: int | None = None,
         max_epochs: int = 2000,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
@@ -177,6 +179,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         self.schedule = schedule
         self.beta_start = beta_start
         self.beta_end = beta_end
+        self.max_steps = max_steps
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -204,6 +207,8 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         check_choice(self.guess, get_args(TabularGuessKind), "guess")
         check_choice(self.denoiser, get_args(DenoiserKind), "denoiser")
         check_positive_int(self.hidden, "hidden")
+        if self.max_steps is not None:
+            check_positive_int(self.max_steps, "max_steps")
         if self.guess_ridge is not None and not 0 <= self.guess_ridge <= 1:
             raise ValueError(f"guess_ridge must be in [0, 1], got {self.guess_ridge}")
 
@@ -282,7 +287,8 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         if self._cross_fits():
             keys = torch.from_numpy(self._tree_folds(len(train_windows))).float().unsqueeze(-1)
             train_windows = Windows(train_windows.values, train_windows.observed, keys)
-        self.train_steps_ = int(np.clip(_STEPS_PER_ROW * len(train_windows), _MIN_STEPS, _MAX_STEPS))
+        by_rows = int(np.clip(_STEPS_PER_ROW * len(train_windows), _MIN_STEPS, _MAX_STEPS))
+        self.train_steps_ = by_rows if self.max_steps is None else self.max_steps
         self._train_refiner(train_windows, held, device, checkpoint=plan, resume=resume)
         self._score_categories(held, device)
         self._check_value_dependence(scaled)
