@@ -56,18 +56,16 @@ from diffimpute.engine.denoising import denoising_loss
 from diffimpute.engine.distributed import WHOLE, Shard
 from diffimpute.engine.sampling import sample
 from diffimpute.engine.trainer import TrainConfig, TrainHistory, train
-from diffimpute.metrics.synthetic import nearest_distance
 from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.tabular import TabularDenoiser
 from diffimpute.nn.unet import UNetDenoiser
 from diffimpute.tasks.augment_forms import SampleForms, check_guidance, check_strength, plain
-from diffimpute.tasks.augment_selection import AUTO_GUIDANCE, FitMeasurement, measure
+from diffimpute.tasks.augment_selection import AUTO_GUIDANCE, FitMeasurement, measure, redraw_copies
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, DiffusionEstimator, resolve_device
 
 AugmentKind = Literal["auto", "table", "series", "image"]
 _MIN_ROWS = 8  # fewer samples than this are too few to learn a distribution from
 _VALIDATION_DRAWS = 2048  # (held-out sample, step, noise) triples the held-out loss averages over
-_REDRAWS = 5  # tries to replace a generated copy of a training sample
 
 
 # ------------------------------------------------------------------------- helpers
@@ -84,12 +82,10 @@ def _points(samples: np.ndarray) -> np.ndarray:
 class DiffusionAugmenter(SampleForms, DiffusionEstimator):
     """Generate new samples like the training data (optionally of a given class), or vary real ones.
 
-    Defaults are sized for a laptop CPU: a 60 s training budget, a 3-block MLP of width 256 for
-    tables, a 3-layer 32-channel CSDI network for series, a 32-channel UNet for images, 50
-    diffusion steps sampled by DDPM. The fit-time settings were compared by train-on-synthetic,
-    test-on-real accuracy on validation rows (``bench/tune_augmenter.py``); the alternatives
-    (``v`` or ``x0`` prediction, cosine schedule, 100 steps, EMA, wider or larger batches,
-    guidance 2) were no better within that measurement's noise.
+    Defaults are sized for a laptop CPU: 2,000 training steps (capped at 60 s), a 3-block MLP of
+    width 256 for tables, a 3-layer 32-channel CSDI network for series, a 32-channel UNet for
+    images, 50 diffusion steps sampled by DDPM (compared by train-on-synthetic, test-on-real
+    accuracy on validation rows, ``bench/tune_augmenter.py``).
 
     Parameters
     ----------
@@ -116,10 +112,9 @@ class DiffusionAugmenter(SampleForms, DiffusionEstimator):
         held-out checks (None: ``max_steps // 20``).
     max_epochs, batch_size, learning_rate, weight_decay, ema_decay: training on the engine's loop.
     validation_fraction: share of the samples held out from training; the weights kept are those
-        with the lowest denoising loss on them, and training stops after ``patience`` checks
-        without a gain. On small data a model trained on past that point starts to reproduce its
-        training samples instead of new ones. The same samples choose ``guidance_scale="auto"``,
-        set the copy guard and give the figures of ``selection_``. 0: no held-out samples, the
+        with the lowest denoising loss on them (training stops after ``patience`` checks without
+        a gain: past that point a model of small data reproduces its training samples). They also
+        choose ``guidance_scale="auto"``, set the copy guard and give ``selection_``. 0: none, the
         last weights are kept, guidance is 1 and there is no guard.
     time_budget: a cap on training seconds; when it stops training before ``max_steps`` the model
         depends on the machine's speed, and ``fit`` warns so (None: no cap).
@@ -431,22 +426,15 @@ class DiffusionAugmenter(SampleForms, DiffusionEstimator):
 
     def _without_copies(self, windows: Windows, draws: np.ndarray, guidance_scale: float | None,
                         seed: int | None) -> np.ndarray:
-        """``draws`` with every copy of a training sample drawn again, up to ``_REDRAWS`` times; a
-        sample that stays a copy keeps its draw farthest from the training samples."""
+        """``draws`` with the copy guard's redraws (``tasks.augment_selection.redraw_copies``)."""
         if not self.reject_copies or self.copy_rows_ is None:
             return draws
-        train = self.copy_rows_.numpy().astype(np.float64)
-        distance = nearest_distance(_points(draws), train)
         base = self.seed_ if seed is None else seed
-        for attempt in range(1, _REDRAWS + 1):
-            again = np.flatnonzero(distance < self.copy_distance_)
-            if len(again) == 0:
-                break
-            redrawn = self._draw(windows[torch.from_numpy(again)], None, guidance_scale, base + attempt)
-            farther = nearest_distance(_points(redrawn), train)
-            better = farther > distance[again]
-            draws[again[better]], distance[again[better]] = redrawn[better], farther[better]
-        return draws
+
+        def redraw(rows: np.ndarray, attempt: int) -> np.ndarray:
+            return self._draw(windows[torch.from_numpy(rows)], None, guidance_scale, base + attempt)
+
+        return redraw_copies(draws, self.copy_rows_.numpy().astype(np.float64), self.copy_distance_, redraw)
 
     def vary(self, X: pd.DataFrame | np.ndarray, strength: float = 0.5, y=None, *,
              guidance_scale: float | None = None, seed: int | None = None):

@@ -35,6 +35,7 @@ AUTO_GUIDANCE = (1.0, 1.5, 2.0, 3.0)  # classifier-free guidance scales tried wi
 COPY_QUANTILES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 DCR_TARGET = 0.45  # the bottom of the 0.45-0.55 band: the share measured on a few held-out samples is noisy
 MAX_DRAW = 512  # synthetic samples per candidate: enough for a forest, cheap on a CPU
+REDRAWS = 5  # tries to replace a generated copy of a training sample
 _MIN_KEPT = 20  # samples the guard must leave for the share it sets to mean something
 
 # draw(n, labels (n,) class indices or None, guidance scale, seed) -> points (n, dims)
@@ -130,6 +131,23 @@ def copies(points: np.ndarray, train: np.ndarray, copy_distance: float) -> np.nd
     if copy_distance <= 0:
         return np.zeros(len(points), dtype=bool)
     return nearest_distance(points, train) < copy_distance
+
+
+def redraw_copies(draws: np.ndarray, train: np.ndarray, copy_distance: float,
+                  redraw: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """``draws`` (samples, any shape) with every copy of a ``train`` point drawn again by
+    ``redraw(rows, attempt)``, up to ``REDRAWS`` times; a sample that stays a copy keeps its draw
+    farthest from the training points."""
+    distance = nearest_distance(draws.reshape(len(draws), -1).astype(np.float64), train)
+    for attempt in range(1, REDRAWS + 1):
+        again = np.flatnonzero(distance < copy_distance)
+        if len(again) == 0:
+            break
+        redrawn = redraw(again, attempt)
+        farther = nearest_distance(redrawn.reshape(len(redrawn), -1).astype(np.float64), train)
+        better = farther > distance[again]
+        draws[again[better]], distance[again[better]] = redrawn[better], farther[better]
+    return draws
 
 
 def measure(draw: Draw, train: np.ndarray, train_labels: np.ndarray | None, held: np.ndarray,
