@@ -25,8 +25,8 @@ TINY = {"hidden": 32, "n_layers": 1, "channels": 8, "n_heads": 2, "diffusion_ste
 
 
 def mixed_table(n: int = 120, seed: int = 0) -> pd.DataFrame:
-    """Numeric, whole-number, nullable-integer, bounded, categorical (with an unused level), bool and
-    string columns, some cells missing."""
+    """Numeric, whole-number, nullable-integer, bounded, categorical (with an unused level), bool,
+    string and date columns, some cells missing."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n)
     frame = pd.DataFrame({
@@ -38,6 +38,7 @@ def mixed_table(n: int = 120, seed: int = 0) -> pd.DataFrame:
         "flag": x > 0,
         "city": rng.choice(["Oslo", "Rome", "Lima"], n).astype(object),
     })
+    frame["when"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 90, n), unit="D")
     frame["maybe"] = pd.array(rng.integers(0, 5, n), dtype="Int64")
     frame.loc[rng.random(n) < 0.1, "maybe"] = pd.NA
     frame.loc[rng.random(n) < 0.1, "share"] = np.nan
@@ -81,6 +82,8 @@ def test_generated_table_keeps_columns_dtypes_levels_and_ranges(fitted_table, ta
     assert out["count"].between(table["count"].min(), table["count"].max()).all()
     assert out["share"].between(table["share"].min(), table["share"].max()).all()
     assert (out["maybe"] == out["maybe"].round()).all()
+    assert (out["when"] == out["when"].dt.floor("D")).all()  # dates given in whole days come out so
+    assert out["when"].between(table["when"].min(), table["when"].max()).all()
 
 
 def test_arrays_come_back_in_their_shape_and_dtype(fitted_series) -> None:

@@ -259,3 +259,36 @@ def test_a_table_fit_takes_a_step_budget(tmp_path) -> None:
                   "--quiet")
     assert result.exit_code == 0, result.output
     assert TabularImputer.load(model).history_.steps == 5
+
+
+def test_a_table_with_a_column_of_dates_comes_back_with_dates_in_its_gaps(tmp_path) -> None:
+    """A date column of a CSV table is imputed in days and written back as dates (it was refused)."""
+    rng = np.random.default_rng(0)
+    visit = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, 60), unit="D")
+    table = pd.DataFrame({"kind": rng.choice(["a", "b"], 60), "visit": visit.strftime("%d/%m/%Y"),
+                          "x": rng.normal(size=60)})
+    table.loc[::6, "visit"] = None
+    table.to_csv(tmp_path / "table.csv", index=False)
+    model, filled = tmp_path / "table.safetensors", tmp_path / "filled.csv"
+    assert _run("fit", str(tmp_path / "table.csv"), "-o", str(model), "--max-steps", "5", "--quiet").exit_code == 0
+    result = _run("impute", str(model), str(tmp_path / "table.csv"), "-o", str(filled), "--quiet")
+    assert result.exit_code == 0, result.output
+    dates = pd.read_csv(filled)["visit"]
+    assert dates.notna().all() and dates.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()  # whole days, ISO
+    assert (pd.to_datetime(dates[1::6]) == visit[1::6]).all()  # given dates as they were
+
+
+def test_warnings_reach_the_user_as_one_line_without_python_source() -> None:
+    import warnings
+
+    from diffimpute.cli.main import _warning_line
+
+    before = warnings.formatwarning
+    try:
+        _run("--threads", "1", "evaluate", "no-such-file.csv", "--quiet")
+        assert warnings.formatwarning is _warning_line
+        line = warnings.formatwarning(UserWarning("fell back to its guess"), UserWarning, "click/core.py", 911,
+                                      "return callback(*args, **kwargs)")
+        assert line == "warning: fell back to its guess\n"
+    finally:
+        warnings.formatwarning = before

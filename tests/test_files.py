@@ -163,3 +163,16 @@ def test_dates_in_order_neither_way_are_refused_naming_dayfirst(tmp_path) -> Non
     frame = read_table(_write(tmp_path, "date,v\n12/01/2020,1\n01/02/2020,2\n01/01/2020,3\n"))
     with pytest.raises(ValueError, match=r"not sorted: .*--dayfirst or --monthfirst"):
         to_panel(frame)
+
+
+def test_a_table_column_of_dates_reads_as_dates_and_other_text_stays_text(tmp_path) -> None:
+    text = ("name,visit,code,ward\n"
+            "ann,31/01/2024,12-3-99x,a\n"
+            "bob,,7-1-2,b\n"
+            "cy,02/02/2024,1-1-1,a\n")
+    frame = read_table(_write(tmp_path, text))
+    assert pd.api.types.is_datetime64_any_dtype(frame["visit"].dtype)
+    assert frame["visit"].tolist()[::2] == [pd.Timestamp("2024-01-31"), pd.Timestamp("2024-02-02")]
+    assert pd.isna(frame.loc[1, "visit"])
+    assert not pd.api.types.is_datetime64_any_dtype(frame["code"].dtype)  # "12-3-99x" is no date
+    assert frame["ward"].tolist() == ["a", "b", "a"]

@@ -1,4 +1,4 @@
-"""data.table: the most frequent level of draws, and the cells a table may not hold."""
+"""data.table: the most frequent level of draws, dates as days, and the cells a table may not hold."""
 
 from __future__ import annotations
 
@@ -34,3 +34,24 @@ def test_infinite_numbers_are_refused_with_the_columns_and_the_fix(value) -> Non
     with pytest.raises(ValueError, match=message):
         encoder.codes(bad)
     assert np.isnan(encoder.codes(bad.replace([np.inf, -np.inf], np.nan))[0, 0])
+
+
+def test_dates_and_durations_are_days_and_come_back_in_their_dtype_zone_and_resolution() -> None:
+    frame = pd.DataFrame({
+        "day": pd.to_datetime(["2020-01-01", None, "2020-03-01"]),
+        "stamp": pd.to_datetime(["2020-01-01 10:00:00", "2020-01-02 11:30:15", None]).tz_localize("Europe/Berlin"),
+        "wait": pd.to_timedelta([1.5, None, 3.0], unit="h"),
+    })
+    encoder = TableEncoder.of(frame)
+    assert encoder.numeric.all()
+    codes = encoder.codes(frame)
+    assert codes[0, 0] == 18262.0  # days since 1970-01-01
+    assert codes[0, 1] == pytest.approx(18262 + 9 / 24)  # 10:00 in Berlin is 09:00 UTC
+    assert codes[0, 2] == pytest.approx(1.5 / 24)
+    codes[1, 0], codes[2, 1], codes[1, 2] = 18300.4, 18263.3, 0.1
+    filled = encoder.to_frame(codes, frame)
+    assert filled.dtypes.equals(frame.dtypes)
+    assert filled.loc[1, "day"] == pd.Timestamp("2020-02-08")  # observed dates are whole days: so is the filled one
+    assert filled.loc[2, "stamp"] == pd.Timestamp("2020-01-02 07:12", tz="UTC")  # 08:12 in Berlin
+    assert filled.loc[1, "wait"] == pd.Timedelta(hours=2.4)
+    assert filled.loc[[0, 2], "day"].equals(frame.loc[[0, 2], "day"])

@@ -163,7 +163,6 @@ def test_unfitted_imputer_raises() -> None:
         (lambda f: f.assign(id=[f"row{i}" for i in range(len(f))]), f"at most {MAX_LEVELS} levels"),
         (lambda f: f.assign(x=np.nan), "entirely missing"),
         (lambda f: f.head(5), "at least 8"),
-        (lambda f: f.assign(when=pd.date_range("2024-01-01", periods=len(f))), "dates"),
     ],
 )
 def test_bad_tables_at_fit_are_clear_errors(change, message) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import click
 
@@ -30,6 +31,12 @@ def _default_threads(torch_default: int) -> int:
     return max(1, min(torch_default, cores))
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """A warning as one line on stderr, as a user of the command reads it: what happened and what
+    to do, without the Python file and source line it was raised from."""
+    return f"warning: {message}\n"
+
+
 @click.group()
 @click.version_option(package_name="diffimpute")
 @click.option("--threads", type=int, default=None,
@@ -40,6 +47,7 @@ def cli(threads: int | None) -> None:
 
     # Off a terminal, progress comes as one INFO line per stage (diffimpute._progress).
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    warnings.formatwarning = _warning_line
 
     torch.set_num_threads(threads if threads is not None else _default_threads(torch.get_num_threads()))
 

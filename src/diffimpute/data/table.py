@@ -1,6 +1,8 @@
 """Tables of independent records <-> the float matrix the tabular denoiser sees.
 
-Numeric columns (floats, integers) pass through as they are; categorical columns (pandas
+Numeric columns (floats, integers) pass through as they are; dates and durations become days
+(since 1970-01-01 UTC, or as long) and come back in their own dtype and time zone, at the finest
+resolution their observed cells use; categorical columns (pandas
 ``category``, ``object``/``str``, ``bool``) become one channel per level holding 0 or 1, missing
 together when the cell is missing (TabCSDI's one-hot encoding). Decoding takes, per draw, the
 level with the largest channel. Levels are those observed at ``fit``; a level first seen later
@@ -21,6 +23,8 @@ from pandas.api import types
 from diffimpute._validation import check_finite
 
 MAX_LEVELS = 64  # one-hot channels per categorical column; more is usually an identifier
+_DAY = pd.Timedelta(days=1)
+_EPOCH = pd.Timestamp(0, tz="UTC")
 ColumnKind = Literal["numeric", "categorical"]
 
 
@@ -29,16 +33,48 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def is_time(dtype) -> bool:
+    """Whether a column of ``dtype`` holds dates or durations, imputed as numbers of days."""
+    return types.is_datetime64_any_dtype(dtype) or types.is_timedelta64_dtype(dtype)
+
+
 def _kind_of(name: str, column: pd.Series) -> ColumnKind:
     if types.is_bool_dtype(column.dtype) or isinstance(column.dtype, pd.CategoricalDtype):
         return "categorical"
-    if types.is_datetime64_any_dtype(column.dtype) or types.is_timedelta64_dtype(column.dtype):
-        raise ValueError(f"column {name!r} holds dates or durations; convert it to numbers (e.g. days) or drop it")
+    if is_time(column.dtype):
+        return "numeric"
     if types.is_complex_dtype(column.dtype):
         raise ValueError(f"column {name!r} holds complex numbers; split it into real and imaginary parts")
     if types.is_numeric_dtype(column.dtype):
         return "numeric"
     return "categorical"
+
+
+def to_days(column: pd.Series) -> np.ndarray:
+    """Dates (naive ones read as UTC) as days since 1970-01-01 UTC, durations as days; NaN where missing."""
+    if types.is_timedelta64_dtype(column.dtype):
+        return (column / _DAY).to_numpy(dtype=np.float64, na_value=np.nan)
+    stamps = column if column.dt.tz is not None else column.dt.tz_localize("UTC")
+    return ((stamps - _EPOCH) / _DAY).to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def time_unit(column: pd.Series) -> str | None:
+    """``"D"`` or ``"s"``: the coarsest of whole days and whole seconds that every observed value of a
+    date or duration ``column`` is written in (None: finer), so an imputed birth date has no time of day."""
+    seen = column.dropna()
+    if types.is_datetime64_any_dtype(column.dtype):
+        seen = (seen.dt.tz_localize(None) if seen.dt.tz is not None else seen) - pd.Timestamp(0)
+    return next((unit for unit in ("D", "s") if len(seen) and (seen.dt.floor(unit) == seen).all()), None)
+
+
+def from_days(days: np.ndarray, dtype, unit: str | None = None) -> pd.Series:
+    """``to_days``' inverse in ``dtype`` (a date or duration dtype), rounded to ``unit`` if given."""
+    delta = pd.to_timedelta(pd.Series(days) * _DAY.value, unit="ns").dt.round(unit or "us")
+    if types.is_timedelta64_dtype(dtype):
+        return delta.astype(dtype)
+    stamps = pd.Timestamp(0) + delta
+    zone = getattr(pd.api.types.pandas_dtype(dtype), "tz", None)
+    return stamps.dt.tz_localize("UTC").dt.tz_convert(zone) if zone is not None else stamps.astype(dtype)
 
 
 def most_frequent(codes: np.ndarray) -> np.ndarray:
@@ -142,7 +178,7 @@ class TableEncoder:
         for j, (spec, (_, column)) in enumerate(zip(self.columns, frame.items())):
             if spec.kind == "numeric":
                 try:
-                    out[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+                    out[:, j] = to_days(column) if is_time(column.dtype) else column.to_numpy(np.float64, na_value=np.nan)
                 except (TypeError, ValueError):
                     raise ValueError(f"column {spec.name!r} was numeric at fit but now holds {column.dtype}") from None
                 continue
@@ -193,6 +229,11 @@ class TableEncoder:
                 filled = column.astype(object).copy()
                 filled[missing] = [spec.levels[int(c)] for c in codes[missing, j]]
                 out[name] = filled.astype(column.dtype) if not types.is_object_dtype(column.dtype) else filled
+                continue
+            if is_time(column.dtype):
+                filled = column.copy()
+                filled[missing] = from_days(codes[missing, j], column.dtype, time_unit(column)).to_numpy()
+                out[name] = filled
                 continue
             filled = column.to_numpy(dtype=np.float64, na_value=np.nan).copy()
             filled[missing] = codes[missing, j]

@@ -19,6 +19,7 @@ from diffimpute.io.dialect import Dialect, read_delimited, sniff_dialect
 
 _PARQUET = {".parquet", ".pq"}
 _CSV = {".csv", ".txt", ""}
+_DATE_LIKE = re.compile(r"^\s*\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}")  # 2024-01-31, 31/01/2024, 1.2.24
 _DAY_MONTH = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{2,4})(?!\d)")  # 31/01/2024, 01.02.24, 1-2-2024
 
 
@@ -152,7 +153,8 @@ def read_table(path: str | Path, index_col: str | None = None, *, sep: str | Non
     A CSV file's separator, quote character and decimal mark are found from its first lines unless
     ``sep`` or ``decimal`` are given (``diffimpute.io.dialect``): SKAB's ``;`` and European ``10,4``
     read as they are. With ``index_col`` that column becomes the index. Otherwise a first column that is
-    not numeric and parses as dates becomes a DatetimeIndex, which the imputer uses as timestamps.
+    not numeric and parses as dates becomes a DatetimeIndex, which the imputer uses as timestamps;
+    any other column of dates written as text becomes a date column (a table imputes it in days).
     Dates written ``31/01/2024`` are read day first when ``dayfirst`` is True, or, in a CSV file,
     when it is None and a day above 12 (or dots, ``31.01.2024``) shows it, or when only day first
     puts the dates in time order (with a warning that says so). The rows keep the file's order.
@@ -168,13 +170,31 @@ def read_table(path: str | Path, index_col: str | None = None, *, sep: str | Non
     if index_col is not None:
         if index_col not in frame.columns:
             raise ValueError(f"index column {index_col!r} not in {path}; columns are {list(frame.columns)}")
-        return _parse_time_index(frame.set_index(index_col), _day_first(frame[index_col], dayfirst))
+        return _parse_date_columns(_parse_time_index(frame.set_index(index_col),
+                                                     _day_first(frame[index_col], dayfirst)), dayfirst)
     first = frame.columns[0] if len(frame.columns) else None
     if first is None or pd.api.types.is_numeric_dtype(frame[first]):
-        return frame
+        return _parse_date_columns(frame, dayfirst)
     day_first = _day_first(frame[first], dayfirst)
     if _are_times(frame[first].head(20), day_first):
-        return _parse_time_index(frame.set_index(first), day_first)
+        frame = _parse_time_index(frame.set_index(first), day_first)
+    return _parse_date_columns(frame, dayfirst)
+
+
+def _parse_date_columns(frame: pd.DataFrame, dayfirst: bool | None) -> pd.DataFrame:
+    """Text columns whose every value is a date become date columns (mixed offsets as UTC)."""
+    for name, column in frame.items():
+        text = column.dropna()
+        textual = pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
+        if not textual or text.empty or not text.astype(str).str.match(_DATE_LIKE).all():
+            continue
+        day_first = _day_first(column, dayfirst)
+        for utc in (False, True):
+            try:
+                frame[name] = _to_times(column, utc, day_first)
+                break
+            except (ValueError, TypeError):
+                continue
     return frame
 
 

@@ -19,7 +19,7 @@ from pandas.api import types
 
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.schema import to_panel
-from diffimpute.data.table import TableEncoder
+from diffimpute.data.table import TableEncoder, from_days, is_time, time_unit
 
 
 def plain(value):
@@ -58,6 +58,8 @@ def column_dtype(column: pd.Series) -> dict:
     if isinstance(column.dtype, pd.CategoricalDtype):
         return {"dtype": "category", "categories": [plain(c) for c in column.cat.categories],
                 "ordered": bool(column.cat.ordered)}
+    if is_time(column.dtype):
+        return {"dtype": str(column.dtype), "unit": time_unit(column)}
     return {"dtype": str(column.dtype)}
 
 
@@ -70,6 +72,8 @@ def rebuild_column(values: np.ndarray, info: dict, levels: tuple, numeric: bool)
         if dtype == "category":
             return pd.Categorical(labels, categories=info["categories"], ordered=info["ordered"])
         return labels if dtype == "object" else pd.array(labels, dtype=dtype)
+    if is_time(pd.api.types.pandas_dtype(dtype)):
+        return from_days(values, dtype, info["unit"]).array
     if types.is_integer_dtype(pd.api.types.pandas_dtype(dtype)):
         return pd.array(np.round(values).astype(np.int64), dtype=dtype)
     return pd.array(values, dtype=dtype if types.is_float_dtype(pd.api.types.pandas_dtype(dtype)) else "float64")
