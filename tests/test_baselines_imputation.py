@@ -260,3 +260,18 @@ def test_registry_names() -> None:
     expected = {"mean", "median", "locf", "nocb", "linear", "time", "knn", "mice", "missforest"}
     assert set(BASELINES) == expected
     assert all(issubclass(cls, BaselineImputer) for cls in BASELINES.values())
+
+
+def test_iterative_baselines_do_not_warn_that_their_fixed_rounds_did_not_converge() -> None:
+    """A report or evaluation printed sklearn's '[IterativeImputer] Early stopping criterion not reached.'"""
+    import warnings
+
+    from diffimpute.baselines.imputation import MICEBaseline
+
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=60)
+    values = np.c_[t, 2 * t + 0.1 * rng.normal(size=60), 0.1 * rng.normal(size=60) - t, rng.normal(size=60)]
+    values[rng.random(values.shape) < 0.4] = np.nan  # strongly related columns: 10 rounds do not settle
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MICEBaseline().fit(values)

@@ -20,6 +20,7 @@ the column would flatter the baseline in a comparison.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (unlocks IterativeImputer)
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.linear_model import BayesianRidge
@@ -249,7 +251,9 @@ class _AcrossRows(BaselineImputer):
     """Delegates to the scikit-learn imputer built by ``_make_imputer``."""
 
     def _fit(self, panel: np.ndarray) -> None:
-        self.imputer_ = self._make_imputer().fit(_rows(panel))
+        with warnings.catch_warnings():  # MICE and MissForest-style run a fixed number of rounds by design
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.imputer_ = self._make_imputer().fit(_rows(panel))
 
     def _fill(self, panel: np.ndarray, time_index: pd.Index | None) -> np.ndarray:
         return self.imputer_.transform(_rows(panel)).reshape(panel.shape)
