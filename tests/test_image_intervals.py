@@ -1,6 +1,6 @@
-"""Texture-aware intervals of the image inpainter's guess: distances to the nearest given pixel,
+"""Texture-aware intervals of the image inpainter's guess: each pixel's place in its hole,
 the guess's local error, draws whose sample quantiles sit where the table says, and coverage that
-holds on flat and on busy images alike."""
+holds on flat and on busy images alike, and for scattered pixels and blocks alike."""
 
 from __future__ import annotations
 
@@ -9,19 +9,27 @@ import torch
 
 from diffimpute import ImageInpainter
 from diffimpute.engine.calibration import binned_quantile_draws
-from diffimpute.masking.image import random_pixels
+from diffimpute.masking.image import random_pixels, square_holes
 from diffimpute.nn.harmonic import HarmonicGuess
-from diffimpute.tasks.image_intervals import distance_bins, fold_error, for_sample_quantiles
+from diffimpute.tasks.image_intervals import fold_error, for_sample_quantiles, hole_bins
 
 
-def test_distance_bins_follow_chebyshev_distance_to_the_nearest_given_pixel() -> None:
+def test_hole_bins_tell_thin_holes_from_the_rim_and_depth_of_thick_ones() -> None:
     given = np.zeros((1, 1, 12 * 12), dtype=bool)
-    given[0, 0, 0] = True  # the top-left corner
-    bins = distance_bins(given, 12, 12).reshape(12, 12)
+    given[0, 0, 0] = True  # the top-left corner: every hidden pixel is in one thick hole
+    bins = hole_bins(given, 12, 12).reshape(12, 12)
     distance = np.maximum(*np.indices((12, 12)))
-    expected = np.select([distance <= 1, distance == 2, distance <= 4], [0, 1, 2], 3)
+    expected = np.select([distance == 0, distance <= 1, distance == 2, distance <= 4], [0, 1, 2, 3], 4)
     assert np.array_equal(bins, expected)
-    assert (distance_bins(np.zeros((1, 1, 16), dtype=bool), 4, 4) == 3).all()  # nothing given: farthest
+    block = np.ones((8, 8), dtype=bool)
+    block[2:6, 2:6] = False  # a 4 x 4 hole: a rim of 12 pixels around 4 two away from any given one
+    block[0, 7] = False  # a scattered pixel: a thin hole
+    bins = hole_bins(block.reshape(1, 1, 64), 8, 8).reshape(8, 8)
+    assert bins[0, 7] == 0 and (bins[3:5, 3:5] == 2).all()
+    rim = ~block
+    rim[3:5, 3:5] = rim[0, 7] = False
+    assert (bins[rim] == 1).all() and (bins[block] == 0).all()
+    assert (hole_bins(np.zeros((1, 1, 16), dtype=bool), 4, 4) == 4).all()  # nothing given: farthest
 
 
 def test_fold_error_is_large_where_the_image_is_busy() -> None:
@@ -89,3 +97,20 @@ def test_fallback_intervals_hold_on_flat_and_busy_images_and_survive_save_load(t
     model.save(tmp_path / "fallback.safetensors")
     loaded = ImageInpainter.load(tmp_path / "fallback.safetensors")
     assert np.array_equal(loaded.impute(images, n_samples=30, seed=1).samples, result.samples)
+
+
+def test_fallback_intervals_hold_for_blocks_as_well_as_scattered_pixels() -> None:
+    """Digits, the neighbour guess alone: 90 % intervals cover 85-95 % of hidden pixels under 4 x 4
+    holes as under 50 % scattered ones. Fitted on the held-out holes alone, with one bin for every
+    pixel next to a given one, the blocks' rims were scored as scattered pixels: 0.76-0.79."""
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images.astype(np.float64)
+    order = np.random.default_rng(0).permutation(len(images))
+    train, test = images[order[:1200]], images[order[1200:1500]]
+    model = ImageInpainter(guess="neighbours", channels=8, n_heads=2, max_steps=5, time_budget=None,
+                           device="cpu", random_state=1, verbose=False).fit(train)
+    assert not model.refines_  # five steps do not beat the guess: these are the guess's intervals
+    for hide in (square_holes(test, 4, np.random.default_rng(1)), random_pixels(test, 0.5, np.random.default_rng(1))):
+        low, high = model.impute(np.where(hide, np.nan, test), n_samples=30, seed=1).interval(0.1)
+        assert 0.85 < ((test >= low) & (test <= high))[hide].mean() < 0.95

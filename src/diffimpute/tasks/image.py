@@ -13,7 +13,8 @@ one window ``(channels, height * width)`` (``data.images``):
 3. Model selection by MAE on pixels held out from training, and split-conformal calibration of
    the draws' spread on them, so the 90 % interval covers about 90 % of held-out pixels. A model
    that does not beat its guess returns the guess, with draws scaled by the guess's own local
-   error (``tasks.image_intervals``): wide on busy texture, narrow on flat, on any image set.
+   error (``tasks.image_intervals``): wide on busy texture, narrow on flat, on any image set, and
+   fitted on fresh scattered and rectangular holes in the held-out images, so that they hold for both.
 
 Training targets hide scattered pixels or one rectangle per image (``masking.image``).
 """
@@ -32,26 +33,17 @@ from diffimpute._validation import check_choice, check_positive_int
 from diffimpute.data.batch import Windows
 from diffimpute.data.images import ImageLayout, check_images, from_windows, to_windows
 from diffimpute.data.scaling import FeatureScaler
-from diffimpute.diffusion.noise import RowUniform
 from diffimpute.diffusion.parameterisation import Prediction
 from diffimpute.diffusion.samplers import SamplerKind
 from diffimpute.diffusion.schedules import ScheduleKind
-from diffimpute.engine.calibration import binned_quantile_draws, residual_quantiles
-from diffimpute.engine.sampling import SampleOutput
 from diffimpute.engine.trainer import TrainHistory
 from diffimpute.masking.image import image_targets
-from diffimpute.metrics.imputation import summarize
 from diffimpute.nn.harmonic import HarmonicGuess
 from diffimpute.nn.neighbours import NeighbourGuess
 from diffimpute.nn.unet import UNetDenoiser
 from diffimpute.tasks.estimator import _PREFIX, CheckpointArg, DeviceName, resolve_device
-from diffimpute.tasks.held_out import HeldCells, HeldOut, reported_cells
-from diffimpute.tasks.image_intervals import (
-    distance_bins,
-    fold_error,
-    for_sample_quantiles,
-    spread_floor,
-)
+from diffimpute.tasks.held_out import HeldOut
+from diffimpute.tasks.image_intervals import GuessIntervals
 from diffimpute.tasks.refiner import GuessRefiner
 from diffimpute.tasks.result import ImageInpaintingResult
 
@@ -65,7 +57,7 @@ _NEIGHBOURS = (1, 3, 5, 10, 20)  # candidates for the neighbour guess's k
 _HELD_OUT_RATES, _HELD_OUT_LARGEST = (0.1, 0.6), 0.5
 
 
-class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None):
+class ImageInpainter(TransformerMixin, GuessIntervals, GuessRefiner, auto_wrap_output_keys=None):
     """Fill the missing pixels (NaN) of small grey or colour images and give per-pixel uncertainty.
 
     Images are a NumPy array ``(n, height, width)`` or ``(n, height, width, channels)`` (channels
@@ -340,83 +332,6 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         estimate = self._guess_of(held.windows, held.cond_mask, torch.device("cpu"))
         return float(((estimate - held.windows.values)[held.picked] ** 2).mean())
 
-    # ------------------------------------------------------------------ the guess's intervals
-    def _raw_spread(self, windows: Windows, given: np.ndarray, device) -> np.ndarray:
-        """The guess's local error at given pixels it did not see, ``(windows, channels, pixels)``."""
-        def guess(mask: np.ndarray) -> np.ndarray:
-            return self._guess_of(windows, torch.from_numpy(mask), device).numpy().astype(np.float64)
-
-        return fold_error(guess, windows.values.numpy().astype(np.float64), given, *self._sides())
-
-    def _sides(self) -> tuple[int, int]:
-        return self.layout_.height, self.layout_.width
-
-    def _local_residuals(self, guess: np.ndarray, arrays: HeldCells,
-                         device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Held-out residuals over the local spread, the spread and the distance bins, each ``(windows,
-        channels, pixels)``; sets ``spread_floor_`` from the target pixels (``tasks.image_intervals``)."""
-        truth = torch.from_numpy(arrays.truth)
-        windows = Windows(values=truth, observed=torch.from_numpy(arrays.given), positions=torch.zeros(truth.shape[::2]))
-        raw = self._raw_spread(windows, arrays.given, device)
-        self.spread_floor_ = spread_floor(raw, arrays.target & self._interval_channels()[None, :, None])
-        spread = np.hypot(raw, self.spread_floor_)
-        return (arrays.truth - guess) / spread, spread, distance_bins(arrays.given, *self._sides())
-
-    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells) -> np.ndarray:
-        """Quantiles of the guess's held-out residuals over each pixel's local spread, per channel and
-        distance to the nearest given pixel: texture-aware, where the series' are per gap length."""
-        residual, _, bins = self._local_residuals(guess, arrays, torch.device("cpu"))
-        target = arrays.target
-        return residual_quantiles(residual[target], arrays.feature[target], bins[target], self._n_channels())
-
-    def _calibrate_guess(self, held: HeldOut, device: torch.device) -> None:
-        """The guess's predictive distribution from its held-out residuals over the local spread, and an
-        honest ``validation_``: even images scored with quantiles from odd ones and vice versa."""
-        guess = self._guess_of(held.windows, held.cond_mask, device).numpy().astype(np.float64)
-        arrays = held.cells()
-        target = arrays.target & self._interval_channels()[None, :, None]
-        if not target.any():
-            return
-        residual, spread, bins = self._local_residuals(guess, arrays, device)
-
-        def table_from(cells: np.ndarray) -> np.ndarray:
-            return residual_quantiles(residual[cells], arrays.feature[cells], bins[cells], self._n_channels())
-
-        rng = np.random.default_rng(self.seed_ + 1)
-        draws = np.broadcast_to(guess, (self.calibration_samples * 4, *guess.shape)).copy()
-        even = arrays.even
-        if (target & even).any() and (target & ~even).any():
-            for scored, fitted in ((even, ~even), (~even, even)):
-                table = for_sample_quantiles(table_from(target & fitted), len(draws))
-                noise = binned_quantile_draws(table, bins, arrays.given, len(draws), rng)
-                draws = np.where(scored[None], guess + noise * spread, draws)
-        reported = reported_cells(target, arrays)
-        self.residual_quantiles_ = table_from(target)
-        guess_error = np.abs(guess - arrays.truth)
-        self._report(reported, float(guess_error[reported].mean()), summarize(draws, arrays.truth, reported), np.nan,
-                     guess_error)
-
-    def _guess_draws(self, windows: Windows, cond_mask, n_samples, generator, device, on_chunk,
-                     row_ids: torch.Tensor) -> SampleOutput:
-        """The guess plus the local spread times residuals drawn from ``residual_quantiles_``, keyed
-        per image by ``row_ids`` as the network's noise is; channels outside ``_interval_channels``
-        keep the guess in every draw."""
-        if self.spread_floor_ is None:  # no quantiles in local units: none at all, or a file saved before them
-            return super()._guess_draws(windows, cond_mask, n_samples, generator, device, on_chunk, row_ids)
-        guess = self._guess_of(windows, cond_mask, device, on_chunk)
-        draws = guess.unsqueeze(1).repeat(1, n_samples, 1, 1)  # (images, samples, channels, pixels)
-        per_pass = max(1, self.max_cells_per_pass // (self._cells_per_window() * n_samples))
-        table = for_sample_quantiles(self.residual_quantiles_, n_samples)
-        for rows in torch.arange(len(windows)).split(per_pass):
-            given = cond_mask[rows].numpy()
-            spread = np.hypot(self._raw_spread(windows[rows], given, device), self.spread_floor_)
-            spread = spread * self._interval_channels()[:, None]
-            rng = RowUniform(generator.initial_seed(), row_ids[rows])
-            bins = distance_bins(given, *self._sides())
-            noise = binned_quantile_draws(table, bins, given, n_samples, rng) * spread
-            draws[rows] = guess[rows].unsqueeze(1) + torch.from_numpy(noise.transpose(1, 0, 2, 3)).to(guess.dtype)
-        return SampleOutput(samples=draws, guess=guess)
-
     # ------------------------------------------------------------------ imputing
     def transform(self, X: np.ndarray) -> np.ndarray:
         """The median of ``n_samples`` draws in the shape of ``X``, observed pixels unchanged."""
@@ -469,6 +384,7 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
             "guess_channels": self.guess_channels_.tolist(),
             "residual_quantiles": None if self.residual_quantiles_ is None else self.residual_quantiles_.tolist(),
             "spread_floor": self.spread_floor_,
+            "hole_bins": True,
             "validation": self.validation_,
             "history": self.history_.to_dict(),
         }, {}
@@ -496,6 +412,8 @@ class ImageInpainter(TransformerMixin, GuessRefiner, auto_wrap_output_keys=None)
         quantiles = metadata["residual_quantiles"]
         self.residual_quantiles_ = None if quantiles is None else np.asarray(quantiles, dtype=np.float64)
         self.spread_floor_ = metadata.get("spread_floor")
+        if self.spread_floor_ is not None and not metadata.get("hole_bins"):  # rows were distances 1, 2, 3-4, farther
+            self.residual_quantiles_ = self.residual_quantiles_[:, [0, 0, 1, 2, 3]]
         self.validation_ = metadata["validation"]
         self.history_ = TrainHistory(**metadata["history"])
         self.model_ = self._build_model()
