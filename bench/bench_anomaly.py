@@ -41,7 +41,8 @@ import pandas as pd
 from diffimpute.baselines.anomaly import make_anomaly_baseline
 from diffimpute.metrics import anomaly as M
 from diffimpute.postprocess.thresholds import PercentileThreshold
-from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
+from diffimpute.tasks.anomaly import ImDiffusionDetector
+from diffimpute.tasks.anomaly_presets import IMDIFFUSION
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

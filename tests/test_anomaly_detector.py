@@ -12,7 +12,8 @@ import pytest
 
 from diffimpute.engine import sampling
 from diffimpute.tasks import anomaly_scoring
-from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
+from diffimpute.tasks.anomaly import ImDiffusionDetector
+from diffimpute.tasks.anomaly_presets import IMDIFFUSION
 
 TINY = {
     "window": 24, "stride": 12, "n_segments": (2, 6), "train_stride": 2, "channels": 16, "n_layers": 1,

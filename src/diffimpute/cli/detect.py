@@ -44,7 +44,8 @@ def detect(train, test, output, label_col, plot_path, index_col, preset, window,
            time_budget, max_epochs, threshold, sampler, sampling_steps, model_path, no_data, device, seed, quiet,
            table_format):
     """Fit on TRAIN (mostly normal), write one anomaly score and 0/1 flag per row of TEST."""
-    from diffimpute.tasks.anomaly import IMDIFFUSION, ImDiffusionDetector
+    from diffimpute.tasks.anomaly import ImDiffusionDetector
+    from diffimpute.tasks.anomaly_presets import IMDIFFUSION
 
     try:
         check_writable(output, TABLE_SUFFIXES)

@@ -17,7 +17,7 @@ of the training rows; a level shift or broken link in one feature then leaves a 
 even when the model was trained for a minute. With ``pretrained=`` the shipped patch denoiser of
 the imputer scores without training (``max_steps=0``) or fine-tunes, refining interpolation.
 
-``IMDIFFUSION`` holds the released ImDiffusion settings (grating masks, random training masks,
+``tasks.anomaly_presets.IMDIFFUSION`` holds the released ImDiffusion settings (grating masks, random training masks,
 unconditional model, min-max x 20 scaling, vote over DDPM steps) for comparison; the defaults are
 what measured best on SKAB, NAB and a synthetic multivariate suite (``bench/bench_anomaly.py``). Where this departs from the
 released code: thresholds and vote statistics are calibrated on held-out normal data rather than
@@ -73,15 +73,6 @@ ThresholdKind = Literal["percentile", "pot", "spot"]
 _MAX_WINDOW = 64  # default window cap: longer windows cost more per step than they add on CPU
 _MAX_SEGMENTS = 10
 
-IMDIFFUSION = {
-    "window": 100, "stride": 50, "n_segments": 10, "masks": "grating", "train_masks": "random",
-    "random_mask_ratio": 0.7, "unconditional": True, "guess": "none", "prediction": "epsilon",
-    "scaler": "minmax", "value_scale": 20.0, "score": "error", "standardise": False,
-    "feature_reduction": "max", "ensemble": "vote", "vote_steps": tuple(range(0, 30, 3)),
-    "vote_fraction": 0.02, "smoothing": 1, "x0_clip": None, "sampler": "ddpm", "n_samples": 1,
-    "channels": 64, "n_layers": 4, "n_heads": 8, "dropout": 0.1, "learning_rate": 1e-3, "batch_size": 32,
-}
-"""The released ImDiffusion settings (17000cyh/IMDiffusion), for ``ImDiffusionDetector(**IMDIFFUSION)``."""
 
 # ---------------------------------------------------------------------------- estimator
 
