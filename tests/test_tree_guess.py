@@ -58,3 +58,36 @@ def test_a_level_missing_from_a_fold_gets_no_share() -> None:
     probabilities = ((shares[:, 2:5] - low) / (high - low)).numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert probabilities[:, 2].max() < 1e-6
+
+
+def test_later_rounds_are_fitted_on_the_round_befores_out_of_fold_guess() -> None:
+    """MissForest's iteration: round 2's fold-1 trees are scikit-learn's model fitted on the rows
+    whose hidden cells hold round 1's guess by trees that never saw the row, and the guess chains
+    Gaussian -> round 1 -> round 2."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from diffimpute.nn.guess import GaussianGuess
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-2, 2, 400)
+    values = torch.from_numpy(np.column_stack([x, x**2, np.sin(2 * x)]) + 0.1 * rng.standard_normal((400, 3)))
+    values = values.float()
+    given = torch.from_numpy(rng.random((400, 3)) > 0.3)
+    gaussian = GaussianGuess(3)
+    gaussian.fit(values, given)
+    choice = tree_guess.ColumnChoiceGuess(gaussian, [tree_guess.TreeGuess(3), tree_guess.TreeGuess(3)])
+    folds = np.arange(400) % 2 + 1
+    labels = values.double().numpy()
+    choice.fit_rounds(values, given, labels, np.arange(3), 0, folds, np.zeros(3, dtype=bool))
+    first, second = choice.rounds
+    filled = gaussian(values.unsqueeze(-1), given.unsqueeze(-1), torch.zeros(400, 1))[..., 0]
+    inputs = torch.where(given, values, first.predict_rows(filled, torch.from_numpy(folds))).double().numpy()
+    train = folds == 2
+    model = HistGradientBoostingRegressor(**tree_guess._BOOSTING, random_state=16 + 1)
+    model.fit(inputs[train][:, 1:], labels[train, 0])
+    ours = second.predict_rows(torch.from_numpy(inputs), torch.ones(400, dtype=torch.int64))[:, 0]
+    np.testing.assert_allclose(ours.numpy(), model.predict(inputs[:, 1:]), atol=1e-4)
+    keys = torch.from_numpy(folds).float().unsqueeze(-1)
+    chained = second(values.unsqueeze(-1), given.unsqueeze(-1), keys,
+                     fill=first(values.unsqueeze(-1), given.unsqueeze(-1), keys, fill=filled.unsqueeze(-1)))
+    torch.testing.assert_close(choice.candidates(values.unsqueeze(-1), given.unsqueeze(-1), keys)[1], chained)

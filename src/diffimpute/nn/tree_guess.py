@@ -26,8 +26,9 @@ The fitted trees are copied into tensors (the split feature, threshold, side for
 children and leaf value of every node), so the guess runs in torch, batched over rows and trees,
 and saves as safetensors buffers like any weight: no estimator is pickled or refitted at load.
 
-``ColumnChoiceGuess`` holds both guesses and a per-channel switch: the task sets it column by
-column on held-out cells (``tasks.tabular``), so every column keeps whichever guess is the better there.
+``ColumnChoiceGuess`` holds both guesses (the trees in rounds, as MissForest iterates) and a
+per-channel switch: the task sets it column by column on held-out cells (``tasks.tabular``), so
+every column keeps whichever guess is the better there.
 """
 
 from __future__ import annotations
@@ -283,21 +284,36 @@ class TreeGuess(nn.Module):
 class ColumnChoiceGuess(nn.Module):
     """The Gaussian guess, the tree guess or their mean, channel by channel (``tree_weight``, a
     ``(features,)`` buffer of 0, 0.5 or 1 that the task sets on held-out cells; all 0: the Gaussian
-    guess). The trees see the Gaussian guess where a cell is not given: each column's value guessed
-    from the others is more to split on than a missing cell (MissForest's filled rows, started
-    from the conditional mean rather than the column mean)."""
+    guess). The tree guess is MissForest's iteration in ``rounds``: the first round's trees see the
+    Gaussian guess where a cell is not given (more to split on than a missing cell), each later
+    round's trees the round before's guess, which splits on what the Gaussian guess smooths away."""
 
-    def __init__(self, gaussian: nn.Module, trees: TreeGuess) -> None:
+    def __init__(self, gaussian: nn.Module, rounds: list[TreeGuess]) -> None:
         super().__init__()
         self.gaussian = gaussian
-        self.trees = trees
-        self.register_buffer("tree_weight", torch.zeros(trees.n_features))
+        self.rounds = nn.ModuleList(rounds)
+        self.register_buffer("tree_weight", torch.zeros(rounds[0].n_features))
 
     def candidates(self, values: torch.Tensor, cond_mask: torch.Tensor,
                    positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The Gaussian and the tree guess, each ``(batch, features, length)``."""
-        estimate = self.gaussian(values, cond_mask, positions)
-        return estimate, self.trees(values, cond_mask, positions, fill=estimate)
+        """The Gaussian and the last round's tree guess, each ``(batch, features, length)``."""
+        gaussian = estimate = self.gaussian(values, cond_mask, positions)
+        for trees in self.rounds:
+            estimate = trees(values, cond_mask, positions, fill=estimate)
+        return gaussian, estimate
+
+    @torch.no_grad()
+    def fit_rounds(self, values: torch.Tensor, given: torch.Tensor, labels: np.ndarray, channel_column: np.ndarray,
+                   seed: int, folds: np.ndarray, categorical: np.ndarray) -> None:
+        """Fit every round's trees (``TreeGuess.fit``) on rows ``values (n, features)`` whose cells are
+        ``given (n, features)``, filled by the Gaussian guess for the first round and by the round
+        before's guess for the others, each row's by trees that never saw it (its ``folds`` key)."""
+        keys = torch.from_numpy(folds)
+        inputs = self.gaussian(values.unsqueeze(-1), given.unsqueeze(-1), torch.zeros(len(values), 1))[..., 0]
+        for number, trees in enumerate(self.rounds):
+            trees.fit(inputs.double().numpy(), labels, channel_column, seed + 16 * number, folds, categorical)
+            if number + 1 < len(self.rounds):
+                inputs = torch.where(given, values, trees.predict_rows(inputs, keys))
 
     def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if not bool(self.tree_weight.any()):

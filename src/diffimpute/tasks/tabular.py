@@ -46,7 +46,7 @@ from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.held_out import HeldOut
 from diffimpute.tasks.refiner import GuessRefiner
 from diffimpute.tasks.result import TableImputationResult
-from diffimpute.tasks.tabular_guess import TableGuessFitting
+from diffimpute.tasks.tabular_guess import _TREE_ROUNDS, TableGuessFitting
 from diffimpute.tasks.tabular_levels import CategoricalLevels
 from diffimpute.tasks.value_dependence import dependence_warning, value_dependent
 
@@ -241,7 +241,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
     def _build_model(self, prior=None) -> torch.nn.Module:
         guess = None if self.guess == "none" else GaussianGuess(self._n_channels())
         if self.guess == "auto":
-            guess = ColumnChoiceGuess(guess, TreeGuess(self._n_channels()))
+            guess = ColumnChoiceGuess(guess, [TreeGuess(self._n_channels()) for _ in range(_TREE_ROUNDS)])
         if self.denoiser == "transformer":
             return CSDIDenoiser(n_features=self._n_channels(), channels=self.channels, n_layers=self.n_layers,
                                 n_heads=self.n_heads, dropout=self.dropout, guess=guess)

@@ -20,6 +20,7 @@ _GUESS_ROWS = 2048  # rows the Gaussian guess is fitted on (its cost grows as ro
 _TREE_ROWS = 4096  # rows the tree guess is fitted on (twice: as they are and thinned)
 _TREE_WEIGHTS = (0.0, 0.5, 1.0)  # a column's guess: Gaussian, the mean of both, or trees
 _CHOICE_MARGIN = 2.0  # standard errors a column's own best guess must gain to leave the table-wide one
+_TREE_ROUNDS = 2  # MissForest-style rounds of trees, each fitted on the rows filled by the round before
 _TREE_FOLDS = 5  # cross-fitting folds of the tree guess: each training row is guessed by trees that never saw it
 _SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
 
@@ -82,17 +83,16 @@ class TableGuessFitting:
     def _fit_trees(self, choice: ColumnChoiceGuess, train_windows: Windows) -> None:
         """Fit the cross-fitted trees on the training rows twice over: as they are and with a further
         uniform share (up to twice the table's missing rate) of each row's given columns hidden, as
-        the diffusion model's targets hide them; the trees see the Gaussian guess in hidden cells."""
+        the diffusion model's targets hide them; ``ColumnChoiceGuess.fit_rounds`` fills the hidden cells."""
         folds = self._tree_folds(len(train_windows))
         rows = train_windows[torch.from_numpy(np.flatnonzero(folds))]
         generator = torch.Generator().manual_seed(self.seed_ + 4)
         rate = torch.rand(len(rows), 1, generator=generator) * min(1.0, 2 * self.missing_rate_)
-        thinned = rows.observed & ~self._training_targets(rows.observed, generator, rate)
-        with torch.no_grad():
-            filled = [choice.gaussian(rows.values, given, rows.positions)[..., 0] for given in (rows.observed, thinned)]
+        given = torch.cat([rows.observed, rows.observed & ~self._training_targets(rows.observed, generator, rate)])
         labels = torch.where(rows.observed[..., 0], rows.values[..., 0], torch.nan).double().numpy()
-        choice.trees.fit(torch.cat(filled).double().numpy(), np.vstack([labels, labels]), self.encoder_.channel_column,
-                         self.seed_, np.tile(folds[folds > 0], 2), categorical=~self.encoder_.numeric_channels)
+        choice.fit_rounds(torch.cat([rows.values, rows.values])[..., 0], given[..., 0], np.vstack([labels, labels]),
+                          self.encoder_.channel_column, self.seed_, np.tile(folds[folds > 0], 2),
+                          ~self.encoder_.numeric_channels)
 
     def _cross_fits(self) -> bool:
         """Whether training rows carry their tree fold as their key (``positions``): the MLP ignores
