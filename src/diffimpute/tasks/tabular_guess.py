@@ -17,11 +17,14 @@ from diffimpute.nn.tree_guess import ColumnChoiceGuess
 from diffimpute.tasks.held_out import HeldOut
 
 _GUESS_ROWS = 2048  # rows the Gaussian guess is fitted on (its cost grows as rows x channels^3)
-_TREE_ROWS = 4096  # rows the tree guess is fitted on (twice: as they are and thinned)
+_TREE_ROWS = 4096  # rows the tree guess is fitted on (twice, unless wide: as they are and thinned)
 _TREE_WEIGHTS = (0.0, 0.5, 1.0)  # a column's guess: Gaussian, the mean of both, or trees
 _CHOICE_MARGIN = 2.0  # standard errors a column's own best guess must gain to leave the table-wide one
 _TREE_ROUNDS = 2  # MissForest-style rounds of trees, each fitted on the rows filled by the round before
 _TREE_FOLDS = 5  # cross-fitting folds of the tree guess: each training row is guessed by trees that never saw it
+# A wide table's trees cost rows x channels to fit and every guess runs all of them: fewer folds
+# and no thinned copy keep its fit near MissForest's time.
+_WIDE_CHANNELS, _WIDE_FOLDS = 24, 3
 _SHRINKAGES = (0.001, 0.01, 0.03, 0.1, 0.3)  # candidates for the guess's covariance shrinkage
 
 
@@ -81,18 +84,19 @@ class TableGuessFitting:
         choice.tree_weight.copy_(torch.from_numpy(weights[self.encoder_.channel_column]).float())
 
     def _fit_trees(self, choice: ColumnChoiceGuess, train_windows: Windows) -> None:
-        """Fit the cross-fitted trees on the training rows twice over: as they are and with a further
+        """Fit the cross-fitted trees on the training rows twice over (once if wide): as they are and with a further
         uniform share (up to twice the table's missing rate) of each row's given columns hidden, as
         the diffusion model's targets hide them; ``ColumnChoiceGuess.fit_rounds`` fills the hidden cells."""
         folds = self._tree_folds(len(train_windows))
         rows = train_windows[torch.from_numpy(np.flatnonzero(folds))]
         generator = torch.Generator().manual_seed(self.seed_ + 4)
         rate = torch.rand(len(rows), 1, generator=generator) * min(1.0, 2 * self.missing_rate_)
-        given = torch.cat([rows.observed, rows.observed & ~self._training_targets(rows.observed, generator, rate)])
+        given = [rows.observed, rows.observed & ~self._training_targets(rows.observed, generator, rate)]
+        copies = 1 if self._wide() else 2
         labels = torch.where(rows.observed[..., 0], rows.values[..., 0], torch.nan).double().numpy()
-        choice.fit_rounds(torch.cat([rows.values, rows.values])[..., 0], given[..., 0], np.vstack([labels, labels]),
-                          self.encoder_.channel_column, self.seed_, np.tile(folds[folds > 0], 2),
-                          ~self.encoder_.numeric_channels)
+        choice.fit_rounds(torch.cat([rows.values] * copies)[..., 0], torch.cat(given[:copies])[..., 0],
+                          np.vstack([labels] * copies), self.encoder_.channel_column, self.seed_,
+                          np.tile(folds[folds > 0], copies), ~self.encoder_.numeric_channels)
 
     def _cross_fits(self) -> bool:
         """Whether training rows carry their tree fold as their key (``positions``): the MLP ignores
@@ -100,12 +104,16 @@ class TableGuessFitting:
         return self.guess == "auto" and self.denoiser == "mlp"
 
     def _tree_folds(self, n_rows: int) -> np.ndarray:
-        """``(n_rows,)`` each training row's tree fold, 1..``_TREE_FOLDS``, for a seeded ``_TREE_ROWS``
-        of them (the rows the trees are fitted on) and 0 (trees that never saw it) for the rest."""
+        """``(n_rows,)`` each training row's tree fold, 1..``_TREE_FOLDS`` (``_WIDE_FOLDS`` if wide), for a
+        seeded ``_TREE_ROWS`` of them (the rows the trees are fitted on) and 0 (trees that never saw it) for the rest."""
         order = np.random.default_rng(self.seed_ + 3).permutation(n_rows)[:_TREE_ROWS]
         folds = np.zeros(n_rows, dtype=np.int64)
-        folds[order] = np.arange(len(order)) % _TREE_FOLDS + 1
+        folds[order] = np.arange(len(order)) % (_WIDE_FOLDS if self._wide() else _TREE_FOLDS) + 1
         return folds
+
+    def _wide(self) -> bool:
+        """Whether the table has more than ``_WIDE_CHANNELS`` channels (its trees' cheaper settings)."""
+        return self._n_channels() > _WIDE_CHANNELS
 
     def _column_errors(self, guess: torch.Tensor, held: HeldOut) -> np.ndarray:
         """``(rows, columns)`` absolute error of a ``guess`` of the held-out windows, summed over a
