@@ -60,20 +60,18 @@ from diffimpute.nn.csdi import CSDIDenoiser
 from diffimpute.nn.tabular import TabularDenoiser
 from diffimpute.nn.unet import UNetDenoiser
 from diffimpute.tasks.augment_forms import SampleForms, check_guidance, check_strength, plain
-from diffimpute.tasks.augment_selection import AUTO_GUIDANCE, FitMeasurement, measure, redraw_copies
+from diffimpute.tasks.augment_selection import (
+    AUTO_GUIDANCE,
+    FitMeasurement,
+    as_points,
+    held_out_loss,
+    measure,
+    redraw_copies,
+)
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, DiffusionEstimator, resolve_device
 
 AugmentKind = Literal["auto", "table", "series", "image"]
 _MIN_ROWS = 8  # fewer samples than this are too few to learn a distribution from
-_VALIDATION_DRAWS = 2048  # (held-out sample, step, noise) triples the held-out loss averages over
-
-
-# ------------------------------------------------------------------------- helpers
-
-
-def _points(samples: np.ndarray) -> np.ndarray:
-    """Scaled samples ``(n, channels, length)`` -> points ``(n, channels * length)`` float64."""
-    return np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
 
 
 # ------------------------------------------------------------------------- estimator
@@ -305,8 +303,9 @@ class DiffusionAugmenter(SampleForms, DiffusionEstimator):
                                  patience=self.patience, ema_decay=self.ema_decay, time_budget=self.time_budget,
                                  max_steps=self.max_steps,
                                  check_every_steps=self.validate_every or max(1, self.max_steps // 20))
-            self.history_ = train(self.model_, self._loss_fn(), train_windows, config,
-                                  validate=None if held is None else self._held_out_loss(held, device),
+            validate = None if held is None else held_out_loss(held, self._noise_schedule(), self.prediction,
+                                                               self.seed_, self.max_cells_per_pass, device)
+            self.history_ = train(self.model_, self._loss_fn(), train_windows, config, validate=validate,
                                   seed=self.seed_, device=device, progress=self.verbose,
                                   checkpoint=plan, resume=resume)
             self._measure(train_windows, held)
@@ -336,13 +335,13 @@ class DiffusionAugmenter(SampleForms, DiffusionEstimator):
 
         def draw(n: int, labels: np.ndarray | None, scale: float, seed: int) -> np.ndarray:
             label = None if labels is None else torch.from_numpy(labels)
-            return _points(self._draw(self._windows(np.full((n, *shape), np.nan), label), None, scale, seed))
+            return as_points(self._draw(self._windows(np.full((n, *shape), np.nan), label), None, scale, seed))
 
         def labels_of(windows: Windows) -> np.ndarray | None:
             return None if windows.label is None else windows.label.numpy()
 
-        train_points = _points(train_windows.values.numpy())
-        self.selection_ = measure(draw, train_points, labels_of(train_windows), _points(held.values.numpy()),
+        train_points = as_points(train_windows.values.numpy())
+        self.selection_ = measure(draw, train_points, labels_of(train_windows), as_points(held.values.numpy()),
                                   labels_of(held), scales, self.reject_copies, self.seed_)
         self.guidance_scale_ = self.selection_.guidance_scale
         self.copy_distance_ = self.selection_.copy_distance
@@ -365,30 +364,6 @@ class DiffusionAugmenter(SampleForms, DiffusionEstimator):
         else:
             lines.append(self.selection_.summary())
         return "\n".join(lines)
-
-    def _held_out_loss(self, held: Windows, device: torch.device):
-        """Model selection: the denoising loss on the held-out samples, each at a few fixed diffusion
-        steps with fixed noise, so that every check scores the same problem."""
-        schedule, prediction = self._noise_schedule(), self.prediction
-        repeats = max(1, min(16, _VALIDATION_DRAWS // len(held)))
-        batch = held.repeat_each(repeats).to(device)
-        generator = torch.Generator().manual_seed(self.seed_)
-        steps = torch.randint(0, schedule.n_steps, (len(batch),), generator=generator).to(device)
-        rows_per_pass = max(1, self.max_cells_per_pass // (batch.values.shape[1] * batch.values.shape[2]))
-        nothing = torch.zeros_like(batch.observed)
-
-        def score(model) -> float:
-            noise = torch.Generator(device=device).manual_seed(self.seed_)
-            total, cells = 0.0, 0.0
-            for rows in torch.arange(len(batch), device=device).split(rows_per_pass):
-                part = batch[rows]
-                weight = float(part.observed.sum())
-                loss = denoising_loss(model, schedule, part, nothing[rows], part.observed, noise, prediction,
-                                      steps=steps[rows])
-                total, cells = total + float(loss) * weight, cells + weight
-            return total / max(cells, 1.0)
-
-        return score
 
     # ------------------------------------------------------------------ drawing
     def _draw(self, windows: Windows, strength: float | None, guidance_scale: float | None, seed: int | None,

@@ -11,7 +11,8 @@ distances to the training ones), the smallest quantile that brings the distance-
 share down to ``DCR_TARGET``, the bottom of the 0.45-0.55 band around the ideal 0.5.
 
 Everything works on samples as points ``(n, channels * length)`` in the network's standardised
-units, so tables, series windows and images are measured alike.
+units, so tables, series windows and images are measured alike. Which trained state to keep is
+chosen earlier, by the denoising loss on the same held-out samples (``held_out_loss``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from diffimpute.data.batch import Windows
+from diffimpute.diffusion.parameterisation import Prediction
+from diffimpute.diffusion.schedules import NoiseSchedule
+from diffimpute.engine.denoising import denoising_loss
 from diffimpute.metrics.synthetic import (
     dcr_share,
     discriminator_auc,
@@ -36,10 +42,40 @@ COPY_QUANTILES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 DCR_TARGET = 0.45  # the bottom of the 0.45-0.55 band: the share measured on a few held-out samples is noisy
 MAX_DRAW = 512  # synthetic samples per candidate: enough for a forest, cheap on a CPU
 REDRAWS = 5  # tries to replace a generated copy of a training sample
+_VALIDATION_DRAWS = 2048  # (held-out sample, step, noise) triples the held-out loss averages over
 _MIN_KEPT = 20  # samples the guard must leave for the share it sets to mean something
 
 # draw(n, labels (n,) class indices or None, guidance scale, seed) -> points (n, dims)
 Draw = Callable[[int, np.ndarray | None, float, int], np.ndarray]
+
+
+def as_points(samples: np.ndarray) -> np.ndarray:
+    """Scaled samples ``(n, channels, length)`` -> points ``(n, channels * length)`` float64."""
+    return np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+
+
+def held_out_loss(held: Windows, schedule: NoiseSchedule, prediction: Prediction, seed: int,
+                  max_cells_per_pass: int, device: torch.device) -> Callable[[torch.nn.Module], float]:
+    """Model selection: a scorer of a model's denoising loss on the ``held`` samples, each at a few
+    diffusion steps with noise fixed once, so that every check scores the same problem."""
+    repeats = max(1, min(16, _VALIDATION_DRAWS // len(held)))
+    batch = held.repeat_each(repeats).to(device)
+    steps = torch.randint(0, schedule.n_steps, (len(batch),), generator=torch.Generator().manual_seed(seed)).to(device)
+    rows_per_pass = max(1, max_cells_per_pass // (batch.values.shape[1] * batch.values.shape[2]))
+    nothing = torch.zeros_like(batch.observed)
+
+    def score(model: torch.nn.Module) -> float:
+        noise = torch.Generator(device=device).manual_seed(seed)
+        total, cells = 0.0, 0.0
+        for rows in torch.arange(len(batch), device=device).split(rows_per_pass):
+            part = batch[rows]
+            weight = float(part.observed.sum())
+            loss = denoising_loss(model, schedule, part, nothing[rows], part.observed, noise, prediction,
+                                  steps=steps[rows])
+            total, cells = total + float(loss) * weight, cells + weight
+        return total / max(cells, 1.0)
+
+    return score
 
 
 @dataclass(frozen=True)
@@ -138,13 +174,13 @@ def redraw_copies(draws: np.ndarray, train: np.ndarray, copy_distance: float,
     """``draws`` (samples, any shape) with every copy of a ``train`` point drawn again by
     ``redraw(rows, attempt)``, up to ``REDRAWS`` times; a sample that stays a copy keeps its draw
     farthest from the training points."""
-    distance = nearest_distance(draws.reshape(len(draws), -1).astype(np.float64), train)
+    distance = nearest_distance(as_points(draws), train)
     for attempt in range(1, REDRAWS + 1):
         again = np.flatnonzero(distance < copy_distance)
         if len(again) == 0:
             break
         redrawn = redraw(again, attempt)
-        farther = nearest_distance(redrawn.reshape(len(redrawn), -1).astype(np.float64), train)
+        farther = nearest_distance(as_points(redrawn), train)
         better = farther > distance[again]
         draws[again[better]], distance[again[better]] = redrawn[better], farther[better]
     return draws
