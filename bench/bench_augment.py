@@ -36,9 +36,9 @@ import numpy as np
 import pandas as pd
 
 from bench import augment_metrics as metrics
-from diffimpute.metrics.synthetic import dcr_share
 from bench.augment_data import DATASETS, AugmentDataset
 from bench.augment_generators import GENERATORS, PEERS
+from diffimpute.metrics.synthetic import dcr_share
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -41,6 +41,8 @@ def test_dates_and_durations_are_days_and_come_back_in_their_dtype_zone_and_reso
         "day": pd.to_datetime(["2020-01-01", None, "2020-03-01"]),
         "stamp": pd.to_datetime(["2020-01-01 10:00:00", "2020-01-02 11:30:15", None]).tz_localize("Europe/Berlin"),
         "wait": pd.to_timedelta([1.5, None, 3.0], unit="h"),
+        "local_day": pd.Series(pd.to_datetime(["2024-03-01", None, "2024-04-01"])).dt.tz_localize("Europe/Berlin"),
+        "far": pd.to_datetime(["9999-12-31", "2000-01-01", None]).as_unit("us"),  # past pandas' nanosecond range
     })
     encoder = TableEncoder.of(frame)
     assert encoder.numeric.all()
@@ -48,10 +50,27 @@ def test_dates_and_durations_are_days_and_come_back_in_their_dtype_zone_and_reso
     assert codes[0, 0] == 18262.0  # days since 1970-01-01
     assert codes[0, 1] == pytest.approx(18262 + 9 / 24)  # 10:00 in Berlin is 09:00 UTC
     assert codes[0, 2] == pytest.approx(1.5 / 24)
-    codes[1, 0], codes[2, 1], codes[1, 2] = 18300.4, 18263.3, 0.1
+    assert codes[0, 4] == 2932896.0
+    codes[1, 0], codes[2, 1], codes[1, 2], codes[1, 3], codes[2, 4] = 18300.4, 18263.3, 0.1, codes[0, 3] + 40, 11000.2
     filled = encoder.to_frame(codes, frame)
     assert filled.dtypes.equals(frame.dtypes)
-    assert filled.loc[1, "day"] == pd.Timestamp("2020-02-08")  # observed dates are whole days: so is the filled one
+    assert filled.loc[1, "day"] == pd.Timestamp("2020-02-08")  # given dates are whole days: so is the filled one
     assert filled.loc[2, "stamp"] == pd.Timestamp("2020-01-02 07:12", tz="UTC")  # 08:12 in Berlin
     assert filled.loc[1, "wait"] == pd.Timedelta(hours=2.4)
+    assert filled.loc[1, "local_day"] == pd.Timestamp("2024-04-10", tz="Europe/Berlin")  # local midnight, in summer time
+    assert filled.loc[2, "far"] == pd.Timestamp("2000-02-13")
     assert filled.loc[[0, 2], "day"].equals(frame.loc[[0, 2], "day"])
+
+
+def test_a_date_column_keeps_what_fit_saw_when_it_comes_all_missing_or_changes_kind() -> None:
+    frame = pd.DataFrame({"day": pd.to_datetime(["2020-01-01", "2020-01-03", None]), "x": [1.0, 2.0, 3.0]})
+    encoder = TableEncoder.from_dict(TableEncoder.of(frame).to_dict())  # as a saved model has it
+    blank = frame.assign(day=np.nan)  # an all-missing column reads from a CSV as floats
+    codes = encoder.codes(blank)
+    codes[:, 0] = 18262.7
+    filled = encoder.to_frame(codes, blank)
+    assert filled["day"].dtype == frame["day"].dtype and (filled["day"] == pd.Timestamp("2020-01-02")).all()
+    with pytest.raises(ValueError, match="'day' held dates or durations at fit but now holds float64"):
+        encoder.codes(frame.assign(day=[1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="'x' held numbers at fit but now holds datetime64"):
+        encoder.codes(frame.assign(x=pd.to_datetime(["2020-01-01"] * 3)))

@@ -31,7 +31,8 @@ def _default_threads(torch_default: int) -> int:
     return max(1, min(torch_default, cores))
 
 
-def _warning_line(message, category, filename, lineno, line=None) -> str:
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  line: str | None = None) -> str:
     """A warning as one line on stderr, as a user of the command reads it: what happened and what
     to do, without the Python file and source line it was raised from."""
     return f"warning: {message}\n"
@@ -47,7 +48,8 @@ def cli(threads: int | None) -> None:
 
     # Off a terminal, progress comes as one INFO line per stage (diffimpute._progress).
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    warnings.formatwarning = _warning_line
+    before, warnings.formatwarning = warnings.formatwarning, _warning_line
+    click.get_current_context().call_on_close(lambda: setattr(warnings, "formatwarning", before))
 
     torch.set_num_threads(threads if threads is not None else _default_threads(torch.get_num_threads()))
 

@@ -1,8 +1,8 @@
 """Tables of independent records <-> the float matrix the tabular denoiser sees.
 
 Numeric columns (floats, integers) pass through as they are; dates and durations become days
-(since 1970-01-01 UTC, or as long) and come back in their own dtype and time zone, at the finest
-resolution their observed cells use; categorical columns (pandas
+(``data.table_times``) and come back in the dtype, time zone and resolution seen at ``fit``;
+categorical columns (pandas
 ``category``, ``object``/``str``, ``bool``) become one channel per level holding 0 or 1, missing
 together when the cell is missing (TabCSDI's one-hot encoding). Decoding takes, per draw, the
 level with the largest channel. Levels are those observed at ``fit``; a level first seen later
@@ -21,21 +21,15 @@ import pandas as pd
 from pandas.api import types
 
 from diffimpute._validation import check_finite
+from diffimpute.data.table_times import from_days, is_time, time_unit, to_days
 
 MAX_LEVELS = 64  # one-hot channels per categorical column; more is usually an identifier
-_DAY = pd.Timedelta(days=1)
-_EPOCH = pd.Timestamp(0, tz="UTC")
 ColumnKind = Literal["numeric", "categorical"]
 
 
 def _plain(value):
     """A level as a JSON-able Python scalar (NumPy scalars become their Python types)."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def is_time(dtype) -> bool:
-    """Whether a column of ``dtype`` holds dates or durations, imputed as numbers of days."""
-    return types.is_datetime64_any_dtype(dtype) or types.is_timedelta64_dtype(dtype)
 
 
 def _kind_of(name: str, column: pd.Series) -> ColumnKind:
@@ -48,33 +42,6 @@ def _kind_of(name: str, column: pd.Series) -> ColumnKind:
     if types.is_numeric_dtype(column.dtype):
         return "numeric"
     return "categorical"
-
-
-def to_days(column: pd.Series) -> np.ndarray:
-    """Dates (naive ones read as UTC) as days since 1970-01-01 UTC, durations as days; NaN where missing."""
-    if types.is_timedelta64_dtype(column.dtype):
-        return (column / _DAY).to_numpy(dtype=np.float64, na_value=np.nan)
-    stamps = column if column.dt.tz is not None else column.dt.tz_localize("UTC")
-    return ((stamps - _EPOCH) / _DAY).to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def time_unit(column: pd.Series) -> str | None:
-    """``"D"`` or ``"s"``: the coarsest of whole days and whole seconds that every observed value of a
-    date or duration ``column`` is written in (None: finer), so an imputed birth date has no time of day."""
-    seen = column.dropna()
-    if types.is_datetime64_any_dtype(column.dtype):
-        seen = (seen.dt.tz_localize(None) if seen.dt.tz is not None else seen) - pd.Timestamp(0)
-    return next((unit for unit in ("D", "s") if len(seen) and (seen.dt.floor(unit) == seen).all()), None)
-
-
-def from_days(days: np.ndarray, dtype, unit: str | None = None) -> pd.Series:
-    """``to_days``' inverse in ``dtype`` (a date or duration dtype), rounded to ``unit`` if given."""
-    delta = pd.to_timedelta(pd.Series(days) * _DAY.value, unit="ns").dt.round(unit or "us")
-    if types.is_timedelta64_dtype(dtype):
-        return delta.astype(dtype)
-    stamps = pd.Timestamp(0) + delta
-    zone = getattr(pd.api.types.pandas_dtype(dtype), "tz", None)
-    return stamps.dt.tz_localize("UTC").dt.tz_convert(zone) if zone is not None else stamps.astype(dtype)
 
 
 def most_frequent(codes: np.ndarray) -> np.ndarray:
@@ -93,12 +60,18 @@ def most_frequent(codes: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """One column: its name, kind, the dtype it came with, and (categorical) its levels in order."""
+    """One column: its name, kind, the dtype it came with, (categorical) its levels in order and
+    (dates, durations) the unit its given values are written in (``table_times.time_unit``)."""
 
     name: str
     kind: ColumnKind
     dtype: str
     levels: tuple = ()
+    unit: str | None = None
+
+    @property
+    def is_time(self) -> bool:
+        return self.kind == "numeric" and is_time(self.dtype)
 
     @property
     def width(self) -> int:
@@ -131,7 +104,8 @@ class TableEncoder:
                         "column as numbers if it is ordinal, or drop it if it is an identifier"
                     )
                 levels = tuple(_plain(v) for v in seen)
-            specs.append(ColumnSpec(str(name), kind, str(column.dtype), levels))
+            unit = time_unit(column) if is_time(column.dtype) else None
+            specs.append(ColumnSpec(str(name), kind, str(column.dtype), levels, unit))
         return cls(tuple(specs))
 
     # ------------------------------------------------------------------ layout (computed once: read per batch)
@@ -176,9 +150,15 @@ class TableEncoder:
         self.check_columns(frame)
         out = np.empty(frame.shape, dtype=np.float64)
         for j, (spec, (_, column)) in enumerate(zip(self.columns, frame.items())):
+            if spec.kind == "numeric" and spec.is_time != is_time(column.dtype) and column.notna().any():
+                held = "dates or durations" if spec.is_time else "numbers"
+                raise ValueError(f"column {spec.name!r} held {held} at fit but now holds {column.dtype}")
+            if spec.is_time:
+                out[:, j] = to_days(column) if is_time(column.dtype) else np.nan
+                continue
             if spec.kind == "numeric":
                 try:
-                    out[:, j] = to_days(column) if is_time(column.dtype) else column.to_numpy(np.float64, na_value=np.nan)
+                    out[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
                 except (TypeError, ValueError):
                     raise ValueError(f"column {spec.name!r} was numeric at fit but now holds {column.dtype}") from None
                 continue
@@ -230,10 +210,10 @@ class TableEncoder:
                 filled[missing] = [spec.levels[int(c)] for c in codes[missing, j]]
                 out[name] = filled.astype(column.dtype) if not types.is_object_dtype(column.dtype) else filled
                 continue
-            if is_time(column.dtype):
-                filled = column.copy()
-                filled[missing] = from_days(codes[missing, j], column.dtype, time_unit(column)).to_numpy()
-                out[name] = filled
+            if spec.is_time:  # in the dtype seen at fit, also where the column came all missing
+                filled = from_days(np.where(missing, codes[:, j], np.nan), spec.dtype, spec.unit)
+                filled.index = column.index
+                out[name] = filled.where(missing, column) if is_time(column.dtype) else filled
                 continue
             filled = column.to_numpy(dtype=np.float64, na_value=np.nan).copy()
             filled[missing] = codes[missing, j]
@@ -245,9 +225,10 @@ class TableEncoder:
 
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
-        return {"columns": [{"name": s.name, "kind": s.kind, "dtype": s.dtype, "levels": list(s.levels)}
-                            for s in self.columns]}
+        return {"columns": [{"name": s.name, "kind": s.kind, "dtype": s.dtype, "levels": list(s.levels),
+                             "unit": s.unit} for s in self.columns]}
 
     @classmethod
     def from_dict(cls, state: dict) -> TableEncoder:
-        return cls(tuple(ColumnSpec(c["name"], c["kind"], c["dtype"], tuple(c["levels"])) for c in state["columns"]))
+        return cls(tuple(ColumnSpec(c["name"], c["kind"], c["dtype"], tuple(c["levels"]), c.get("unit"))
+                         for c in state["columns"]))

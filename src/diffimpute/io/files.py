@@ -19,7 +19,9 @@ from diffimpute.io.dialect import Dialect, read_delimited, sniff_dialect
 
 _PARQUET = {".parquet", ".pq"}
 _CSV = {".csv", ".txt", ""}
-_DATE_LIKE = re.compile(r"^\s*\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}")  # 2024-01-31, 31/01/2024, 1.2.24
+# A date with a four-digit year, and maybe a time and offset: "1.2.3" or "06-12-34" are versions or codes.
+_DATE_LIKE = re.compile(r"\s*(\d{4}[/.-]\d{1,2}[/.-]\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{4})"
+                        r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?)?\s*")
 _DAY_MONTH = re.compile(r"^\s*(\d{1,2})([/.-])(\d{1,2})\2(\d{2,4})(?!\d)")  # 31/01/2024, 01.02.24, 1-2-2024
 
 
@@ -182,16 +184,19 @@ def read_table(path: str | Path, index_col: str | None = None, *, sep: str | Non
 
 
 def _parse_date_columns(frame: pd.DataFrame, dayfirst: bool | None) -> pd.DataFrame:
-    """Text columns whose every value is a date become date columns (mixed offsets as UTC)."""
+    """Text columns whose every value is a date with a four-digit year become date columns (mixed
+    offsets as UTC); one value in another format keeps the column text, never parsed value by value."""
     for name, column in frame.items():
         text = column.dropna()
         textual = pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)
-        if not textual or text.empty or not text.astype(str).str.match(_DATE_LIKE).all():
+        if not textual or text.empty or not text.astype(str).str.fullmatch(_DATE_LIKE).all():
             continue
         day_first = _day_first(column, dayfirst)
         for utc in (False, True):
             try:
-                frame[name] = _to_times(column, utc, day_first)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
+                    frame[name] = pd.to_datetime(column, utc=utc, dayfirst=day_first)
                 break
             except (ValueError, TypeError):
                 continue

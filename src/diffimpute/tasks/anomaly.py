@@ -64,6 +64,7 @@ from diffimpute.postprocess.anomaly_scores import (
 from diffimpute.postprocess.thresholds import (
     ScoreThreshold,
 )
+from diffimpute.tasks.anomaly_presets import IMDIFFUSION  # noqa: F401  (its import path before it moved)
 from diffimpute.tasks.anomaly_scoring import THRESHOLDS, CalibratedScoring, as_tuple
 from diffimpute.tasks.estimator import CheckpointArg, DeviceName, DiffusionEstimator, resolve_device
 

@@ -19,7 +19,8 @@ from pandas.api import types
 
 from diffimpute.data.domain import FeatureDomain
 from diffimpute.data.schema import to_panel
-from diffimpute.data.table import TableEncoder, from_days, is_time, time_unit
+from diffimpute.data.table import TableEncoder
+from diffimpute.data.table_times import from_days, is_time, time_unit
 
 
 def plain(value):
@@ -73,7 +74,7 @@ def rebuild_column(values: np.ndarray, info: dict, levels: tuple, numeric: bool)
             return pd.Categorical(labels, categories=info["categories"], ordered=info["ordered"])
         return labels if dtype == "object" else pd.array(labels, dtype=dtype)
     if is_time(pd.api.types.pandas_dtype(dtype)):
-        return from_days(values, dtype, info["unit"]).array
+        return from_days(values, dtype, info.get("unit")).array
     if types.is_integer_dtype(pd.api.types.pandas_dtype(dtype)):
         return pd.array(np.round(values).astype(np.int64), dtype=dtype)
     return pd.array(values, dtype=dtype if types.is_float_dtype(pd.api.types.pandas_dtype(dtype)) else "float64")
