@@ -429,3 +429,22 @@ def test_training_is_a_step_budget_in_proportion_to_the_rows() -> None:
     assert tabular._MIN_STEPS < 0.9 * tabular._STEPS_PER_ROW * rows <= imputer.train_steps_
     assert imputer.train_steps_ <= tabular._STEPS_PER_ROW * rows
     assert imputer.history_.steps == imputer.train_steps_ and imputer.history_.stopped == "max_steps"
+
+
+def test_a_model_saved_before_the_tree_rounds_loads_and_imputes_as_its_one_round(fitted, table, tmp_path) -> None:
+    """Files saved before the MissForest-style rounds hold one set of trees under ``guess.trees.``;
+    they failed to load ('Missing key(s) in state_dict: guess.rounds.0...')."""
+    from diffimpute.engine.checkpoint import load_checkpoint, save_checkpoint
+
+    fitted.save(tmp_path / "now.safetensors")
+    tensors, metadata = load_checkpoint(tmp_path / "now.safetensors")
+    old_layout = {key.replace(".guess.rounds.0.", ".guess.trees."): value for key, value in tensors.items()
+                  if ".guess.rounds.1." not in key}
+    assert any(".guess.trees." in key for key in old_layout)
+    save_checkpoint(tmp_path / "old.safetensors", old_layout, metadata)
+    old = TabularImputer.load(tmp_path / "old.safetensors")
+    one_round = TabularImputer.load(tmp_path / "now.safetensors")
+    del one_round.model_.guess.rounds[1:]
+    assert len(old.model_.guess.rounds) == 1
+    gappy = table[1]
+    pd.testing.assert_frame_equal(old.transform(gappy), one_round.transform(gappy))

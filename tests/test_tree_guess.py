@@ -91,3 +91,20 @@ def test_later_rounds_are_fitted_on_the_round_befores_out_of_fold_guess() -> Non
     chained = second(values.unsqueeze(-1), given.unsqueeze(-1), keys,
                      fill=first(values.unsqueeze(-1), given.unsqueeze(-1), keys, fill=filled.unsqueeze(-1)))
     torch.testing.assert_close(choice.candidates(values.unsqueeze(-1), given.unsqueeze(-1), keys)[1], chained)
+
+
+def test_a_column_of_many_levels_on_few_rows_is_fitted_not_refused() -> None:
+    """35 levels of three rows each in a fold of 105: scikit-learn's 15 % inner split held fewer rows
+    than levels and raised 'test_size = 16 should be greater or equal to the number of classes'."""
+    rng = np.random.default_rng(0)
+    level = np.repeat(np.arange(35), 6)
+    hot = (level[:, None] == np.arange(35)).astype(np.float64)
+    x = level / 35 + 0.01 * rng.standard_normal(len(level))
+    labels = np.column_stack([x, hot])
+    channel_column = np.r_[0, np.ones(35, dtype=int)]
+    folds = np.arange(len(level)) % 2 + 1
+    guess = tree_guess.TreeGuess(36).fit(labels.copy(), labels, channel_column, 0, folds,
+                                         categorical=channel_column == 1)
+    shares = guess.predict_rows(torch.from_numpy(labels), torch.zeros(len(level), dtype=torch.int64))[:, 1:]
+    assert torch.isfinite(shares).all()
+    assert len(guess.roots) > 0  # trees were grown, not only level frequencies

@@ -109,7 +109,8 @@ def _fit_levels(features: np.ndarray, labels: np.ndarray, channels: np.ndarray, 
     """A categorical column's classifier over its one-hot ``labels (n, levels)`` (scaled: the
     largest value of a row is its level): ``[(channel, its trees, its raw-score baseline)]`` per
     level. A level labelled fewer than twice is left out (the classifier's stratified inner split
-    needs two), and with one level left or too few labels the baselines are log frequencies."""
+    needs two), and with one level left, too few labels or more levels than the inner split can hold
+    (half the rows) the baselines are log frequencies."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     codes = np.argmax(labels, axis=1)
@@ -118,9 +119,12 @@ def _fit_levels(features: np.ndarray, labels: np.ndarray, channels: np.ndarray, 
     with np.errstate(divide="ignore"):
         log_share = np.where(counts > 0, np.log(counts / counts.sum()), _ABSENT)
     rows = kept[codes]
-    if kept.sum() < 2 or rows.sum() < 2 * _BOOSTING["min_samples_leaf"] or not features.shape[1]:
+    # The stratified inner split needs a row of every level on each side: a larger share for many levels.
+    inner = max(_BOOSTING["validation_fraction"], (kept.sum() + 1) / max(rows.sum(), 1))
+    if kept.sum() < 2 or rows.sum() < 2 * _BOOSTING["min_samples_leaf"] or not features.shape[1] or inner > 0.5:
         return [(channel, [], log_share[k]) for k, channel in enumerate(channels)]
-    model = HistGradientBoostingClassifier(**_BOOSTING, random_state=seed).fit(features[rows], codes[rows])
+    model = HistGradientBoostingClassifier(**{**_BOOSTING, "validation_fraction": inner}, random_state=seed)
+    model.fit(features[rows], codes[rows])
     classes, base = model.classes_, np.ravel(model._baseline_prediction)
     if len(classes) == 2:  # one tree a round, the second level's log-odds against the first
         out = {classes[0]: (channels[classes[0]], [], 0.0),
@@ -314,6 +318,16 @@ class ColumnChoiceGuess(nn.Module):
             trees.fit(inputs.double().numpy(), labels, channel_column, seed + 16 * number, folds, categorical)
             if number + 1 < len(self.rounds):
                 inputs = torch.where(given, values, trees.predict_rows(inputs, keys))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Files saved before the rounds (2026-12-05) hold one set of trees under ``trees.``: they load
+        as a single round, so a saved model guesses exactly as it did."""
+        old = [key for key in state_dict if key.startswith(prefix + "trees.")]
+        if old:
+            for key in old:
+                state_dict[prefix + "rounds.0." + key[len(prefix + "trees."):]] = state_dict.pop(key)
+            del self.rounds[1:]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         if not bool(self.tree_weight.any()):
