@@ -166,3 +166,17 @@ def test_the_python_entry_point_reports_a_table_with_categories_as_a_table(tmp_p
     report = diffimpute.report(full, tmp_path / "table.html", progress=False, **QUICK)
     assert isinstance(report, diffimpute.TableQualityReport)
     assert (tmp_path / "table.html").read_text().startswith("<!")
+
+
+def test_plausibility_of_a_date_column_is_in_days() -> None:
+    """Means of a date column came out in pandas' raw microsecond ticks (about 1.7e15)."""
+    from diffimpute.data.table import TableEncoder
+    from diffimpute.report.table_quality import plausibility
+
+    days = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(40) % 30, unit="D")
+    frame = pd.DataFrame({"visit": days, "x": np.arange(40.0)})
+    draw = frame.copy()
+    frame.loc[::4, "visit"] = pd.NaT
+    numeric, _ = plausibility(frame, draw, TableEncoder.of(frame))
+    expected = (frame["visit"].dropna() - pd.Timestamp("1970-01-01")).dt.days.mean()  # about 19,735
+    assert numeric.loc["visit", "observed_mean"] == pytest.approx(expected)

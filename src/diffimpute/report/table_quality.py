@@ -34,6 +34,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from diffimpute._progress import progress as progress_bar  # noqa: E402
 from diffimpute.baselines.tabular import TableBaseline  # noqa: E402
 from diffimpute.data.table import TableEncoder  # noqa: E402
+from diffimpute.data.table_times import is_time, to_days  # noqa: E402
 from diffimpute.metrics.imputation import summarize  # noqa: E402
 from diffimpute.report.plots import figure_bytes  # noqa: E402
 from diffimpute.report.quality import (  # noqa: E402
@@ -106,6 +107,11 @@ class TableQualityReport:
 # ---------------------------------------------------------------------------- sections
 
 
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A numeric column's values as floats; dates and durations in days, not in pandas' raw ticks."""
+    return to_days(column) if is_time(column.dtype) else column.to_numpy(dtype=float)
+
+
 def table_profile(frame: pd.DataFrame, encoder: TableEncoder) -> pd.DataFrame:
     """Per column: kind (with the number of levels of a categorical one), cells missing and their share."""
     missing = frame.isna()
@@ -171,7 +177,7 @@ def plausibility(frame: pd.DataFrame, draw: pd.DataFrame, encoder: TableEncoder)
             continue
         observed, imputed = column[~gaps], draw[name][gaps]
         if spec.kind == "numeric":
-            observed, imputed = observed.to_numpy(dtype=float), imputed.to_numpy(dtype=float)
+            observed, imputed = _numbers(observed), _numbers(imputed)
             sd = float(observed.std()) or 1.0
             numeric[spec.name] = {
                 "imputed_cells": int(gaps.sum()), "observed_mean": observed.mean(), "imputed_mean": imputed.mean(),
@@ -229,7 +235,7 @@ def _distributions(frame: pd.DataFrame, draw: pd.DataFrame, encoder: TableEncode
         gaps = frame[name].isna()
         observed, imputed = frame[name][~gaps], draw[name][gaps]
         if spec.kind == "numeric":
-            values = [observed.to_numpy(dtype=float), imputed.to_numpy(dtype=float)]
+            values = [_numbers(observed), _numbers(imputed)]
             bins = np.histogram_bin_edges(np.concatenate(values), bins=30)
             for data, colour, label in zip(values, ("tab:gray", "tab:blue"), ("observed", "imputed (one draw)")):
                 ax.hist(data, bins=bins, density=True, alpha=0.5, color=colour, label=label)
