@@ -186,7 +186,7 @@ def test_bad_tables_at_transform_are_clear_errors(fitted, table) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [({"guess": "kalman"}, "guess"), ({"denoiser": "unet"}, "denoiser"), ({"guess_ridge": 2.0}, "guess_ridge"),
-     ({"random_state": -1}, "random_state"), ({"hidden": 0}, "hidden")],
+     ({"random_state": -1}, "random_state"), ({"hidden": 0}, "hidden"), ({"tree_rounds": 0}, "tree_rounds")],
 )
 def test_bad_parameters_are_clear_errors(params, message) -> None:
     with pytest.raises(ValueError, match=message):

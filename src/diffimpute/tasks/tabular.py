@@ -46,7 +46,7 @@ from diffimpute.tasks.estimator import CheckpointArg, DeviceName, resolve_device
 from diffimpute.tasks.held_out import HeldOut
 from diffimpute.tasks.refiner import GuessRefiner
 from diffimpute.tasks.result import TableImputationResult
-from diffimpute.tasks.tabular_guess import _TREE_ROUNDS, TableGuessFitting
+from diffimpute.tasks.tabular_guess import TableGuessFitting
 from diffimpute.tasks.tabular_levels import CategoricalLevels
 from diffimpute.tasks.value_dependence import dependence_warning, value_dependent
 
@@ -88,6 +88,9 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         or ``"none"`` (the model learns from the column means up, as TabCSDI).
     guess_ridge: shrinkage of the Gaussian guess's covariance towards its diagonal (0-1); None
         (default) picks it from a few values by MAE on the held-out cells.
+    tree_rounds: MissForest-style rounds of the tree guess, each fitted on rows whose gaps hold the
+        round before's out-of-fold guess. 1 (default): a second round cut MAE by 1.5 % on the seed
+        the setting was chosen on, not on the report seed, and doubled the trees' cost.
     denoiser: ``"mlp"`` (a residual MLP over the whole row, default) or ``"transformer"`` (CSDI's
         feature attention over the columns, TabCSDI's feature tokens).
     hidden, n_layers: size of the MLP (``channels``, ``n_heads`` size the transformer).
@@ -133,6 +136,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         *,
         guess: TabularGuessKind = "auto",
         guess_ridge: float | None = None,
+        tree_rounds: int = 1,
         denoiser: DenoiserKind = "mlp",
         hidden: int = 128,
         n_layers: int = 2,
@@ -168,6 +172,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
     ) -> None:
         self.guess = guess
         self.guess_ridge = guess_ridge
+        self.tree_rounds = tree_rounds
         self.denoiser = denoiser
         self.hidden = hidden
         self.n_layers = n_layers
@@ -207,6 +212,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         check_choice(self.guess, get_args(TabularGuessKind), "guess")
         check_choice(self.denoiser, get_args(DenoiserKind), "denoiser")
         check_positive_int(self.hidden, "hidden")
+        check_positive_int(self.tree_rounds, "tree_rounds")
         if self.max_steps is not None:
             check_positive_int(self.max_steps, "max_steps")
         if self.guess_ridge is not None and not 0 <= self.guess_ridge <= 1:
@@ -241,7 +247,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
     def _build_model(self, prior=None) -> torch.nn.Module:
         guess = None if self.guess == "none" else GaussianGuess(self._n_channels())
         if self.guess == "auto":
-            guess = ColumnChoiceGuess(guess, [TreeGuess(self._n_channels()) for _ in range(_TREE_ROUNDS)])
+            guess = ColumnChoiceGuess(guess, [TreeGuess(self._n_channels()) for _ in range(self.tree_rounds)])
         if self.denoiser == "transformer":
             return CSDIDenoiser(n_features=self._n_channels(), channels=self.channels, n_layers=self.n_layers,
                                 n_heads=self.n_heads, dropout=self.dropout, guess=guess)

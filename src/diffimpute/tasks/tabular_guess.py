@@ -20,7 +20,6 @@ _GUESS_ROWS = 2048  # rows the Gaussian guess is fitted on (its cost grows as ro
 _TREE_ROWS = 4096  # rows the tree guess is fitted on (twice, unless wide: as they are and thinned)
 _TREE_WEIGHTS = (0.0, 0.5, 1.0)  # a column's guess: Gaussian, the mean of both, or trees
 _CHOICE_MARGIN = 2.0  # standard errors a column's own best guess must gain to leave the table-wide one
-_TREE_ROUNDS = 2  # MissForest-style rounds of trees, each fitted on the rows filled by the round before
 _TREE_FOLDS = 5  # cross-fitting folds of the tree guess: each training row is guessed by trees that never saw it
 # A wide table's trees cost rows x channels to fit and every guess runs all of them: fewer folds
 # and no thinned copy keep its fit near MissForest's time.
