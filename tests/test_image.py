@@ -175,6 +175,21 @@ def test_save_load_round_trip(fitted, gappy, tmp_path) -> None:
     assert load_checkpoint(path)[1]["user_data"] == []  # the harmonic guess keeps no training image
 
 
+def test_a_model_saved_with_distance_bins_loads_with_its_rows_on_the_hole_bins(digits, gappy, tmp_path) -> None:
+    """Before the hole bins a model's quantile rows were distances 1, 2, 3-4 and farther: thin holes
+    and rims both read the first, and the model still imputes."""
+    from diffimpute.engine.checkpoint import save_checkpoint
+
+    fitted = ImageInpainter(**{**TINY, "max_steps": 10}).fit(digits[0][:120])  # too short: falls back to its guess
+    fitted.save(tmp_path / "now.safetensors")
+    tensors, metadata = load_checkpoint(tmp_path / "now.safetensors")
+    assert metadata["spread_floor"] is not None and metadata.pop("hole_bins")
+    save_checkpoint(tmp_path / "old.safetensors", tensors, metadata)
+    old = ImageInpainter.load(tmp_path / "old.safetensors")
+    np.testing.assert_array_equal(old.residual_quantiles_, fitted.residual_quantiles_[:, [0, 0, 1, 2, 3]])
+    assert np.isfinite(old.impute(gappy[0][:4], seed=1).samples).all()
+
+
 def test_colour_images_and_grey_with_a_channel_axis(digits) -> None:
     """RGB stacks keep their shape; a pixel missing in one channel only is filled in that channel."""
     grey = digits[0][:48]
