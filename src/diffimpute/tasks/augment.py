@@ -335,7 +335,8 @@ class DiffusionAugmenter(SampleForms, DiffusionEstimator):
 
         def draw(n: int, labels: np.ndarray | None, scale: float, seed: int) -> np.ndarray:
             label = None if labels is None else torch.from_numpy(labels)
-            return as_points(self._draw(self._windows(np.full((n, *shape), np.nan), label), None, scale, seed))
+            return as_points(self._as_given(self._draw(self._windows(np.full((n, *shape), np.nan), label), None,
+                                                       scale, seed)))
 
         def labels_of(windows: Windows) -> np.ndarray | None:
             return None if windows.label is None else windows.label.numpy()
@@ -409,7 +410,8 @@ class DiffusionAugmenter(SampleForms, DiffusionEstimator):
         def redraw(rows: np.ndarray, attempt: int) -> np.ndarray:
             return self._draw(windows[torch.from_numpy(rows)], None, guidance_scale, base + attempt)
 
-        return redraw_copies(draws, self.copy_rows_.numpy().astype(np.float64), self.copy_distance_, redraw)
+        return redraw_copies(draws, self.copy_rows_.numpy().astype(np.float64), self.copy_distance_, redraw,
+                             lambda scaled: as_points(self._as_given(scaled)))
 
     def vary(self, X: pd.DataFrame | np.ndarray, strength: float = 0.5, y=None, *,
              guidance_scale: float | None = None, seed: int | None = None):

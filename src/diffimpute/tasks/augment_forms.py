@@ -150,6 +150,14 @@ class SampleForms:
         n, channels, length = encoded.values.shape
         return self.scaler_.transform(encoded.flat).reshape(n, length, channels).transpose(0, 2, 1)
 
+    def _as_given(self, scaled: np.ndarray) -> np.ndarray:
+        """Scaled draws as a user gets them (a category's level picked, values inside their range and
+        domain), scaled again: compared raw with real samples, the continuous one-hot channels of a
+        draw tell it from a real row at once, whatever its quality."""
+        codes = self._codes(scaled)
+        table = self.input_kind_ in ("frame", "array")
+        return self._scaled(Encoded(self.encoder_.encode(codes)[:, :, None] if table else codes.transpose(0, 2, 1)))
+
     def _length(self) -> int:
         """Cells per channel of one sample: 1 for a table row, time steps, or pixels."""
         if self.input_kind_ in ("frame", "array"):

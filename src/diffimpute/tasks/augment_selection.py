@@ -170,17 +170,18 @@ def copies(points: np.ndarray, train: np.ndarray, copy_distance: float) -> np.nd
 
 
 def redraw_copies(draws: np.ndarray, train: np.ndarray, copy_distance: float,
-                  redraw: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+                  redraw: Callable[[np.ndarray, int], np.ndarray],
+                  to_points: Callable[[np.ndarray], np.ndarray] = as_points) -> np.ndarray:
     """``draws`` (samples, any shape) with every copy of a ``train`` point drawn again by
     ``redraw(rows, attempt)``, up to ``REDRAWS`` times; a sample that stays a copy keeps its draw
     farthest from the training points."""
-    distance = nearest_distance(as_points(draws), train)
+    distance = nearest_distance(to_points(draws), train)
     for attempt in range(1, REDRAWS + 1):
         again = np.flatnonzero(distance < copy_distance)
         if len(again) == 0:
             break
         redrawn = redraw(again, attempt)
-        farther = nearest_distance(as_points(redrawn), train)
+        farther = nearest_distance(to_points(redrawn), train)
         better = farther > distance[again]
         draws[again[better]], distance[again[better]] = redrawn[better], farther[better]
     return draws
