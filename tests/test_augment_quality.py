@@ -196,3 +196,19 @@ def test_cli_prints_the_figures_and_writes_the_report(tmp_path) -> None:
     bad = CliRunner().invoke(cli, ["augment", str(tmp_path / "w.npy"), "-o", str(tmp_path / "o.npy"),
                                    "--report", str(page)])
     assert bad.exit_code == 2 and "--report scores tables" in bad.output
+
+
+def test_fit_time_checks_use_the_samples_without_gaps_when_there_are_enough() -> None:
+    """A gap holds a placeholder no draw has; measured with it, real rows differ from draws by it."""
+    from diffimpute.data.batch import Windows
+    from diffimpute.tasks.augment_selection import complete_samples
+
+    values = torch.zeros(30, 2, 1)
+    observed = torch.ones(30, 2, 1, dtype=torch.bool)
+    observed[::3, 0] = False  # 10 samples with a gap, 20 without
+    windows = Windows(values=values, observed=observed, positions=torch.zeros(30, 1))
+    assert len(complete_samples(windows)) == 20 and bool(complete_samples(windows).observed.all())
+    observed[1::3, 1] = False  # 10 complete samples left: still enough
+    assert len(complete_samples(windows)) == 10
+    observed[2::3, 1] = False  # none left: every sample, gaps and all
+    assert len(complete_samples(windows)) == 30

@@ -64,6 +64,7 @@ from diffimpute.tasks.augment_selection import (
     AUTO_GUIDANCE,
     FitMeasurement,
     as_points,
+    complete_samples,
     held_out_loss,
     measure,
     redraw_copies,
@@ -341,6 +342,7 @@ class DiffusionAugmenter(SampleForms, DiffusionEstimator):
         def labels_of(windows: Windows) -> np.ndarray | None:
             return None if windows.label is None else windows.label.numpy()
 
+        train_windows, held = complete_samples(train_windows), complete_samples(held)
         train_points = as_points(train_windows.values.numpy())
         self.selection_ = measure(draw, train_points, labels_of(train_windows), as_points(held.values.numpy()),
                                   labels_of(held), scales, self.reject_copies, self.seed_)

@@ -42,6 +42,7 @@ COPY_QUANTILES = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 DCR_TARGET = 0.45  # the bottom of the 0.45-0.55 band: the share measured on a few held-out samples is noisy
 MAX_DRAW = 512  # synthetic samples per candidate: enough for a forest, cheap on a CPU
 REDRAWS = 5  # tries to replace a generated copy of a training sample
+_MIN_COMPLETE = 10  # held-out samples without gaps the fit-time checks need to use those alone
 _VALIDATION_DRAWS = 2048  # (held-out sample, step, noise) triples the held-out loss averages over
 _MIN_KEPT = 20  # samples the guard must leave for the share it sets to mean something
 
@@ -52,6 +53,14 @@ Draw = Callable[[int, np.ndarray | None, float, int], np.ndarray]
 def as_points(samples: np.ndarray) -> np.ndarray:
     """Scaled samples ``(n, channels, length)`` -> points ``(n, channels * length)`` float64."""
     return np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+
+
+def complete_samples(windows: Windows) -> Windows:
+    """The samples without gaps, where there are ``_MIN_COMPLETE`` of them: a gap holds a
+    placeholder (a category's all-zero channels) that no draw has, which a real-vs-synthetic
+    classifier or a distance would read as a difference."""
+    complete = windows.observed.flatten(1).all(dim=1)
+    return windows[complete] if int(complete.sum()) >= _MIN_COMPLETE else windows
 
 
 def held_out_loss(held: Windows, schedule: NoiseSchedule, prediction: Prediction, seed: int,
