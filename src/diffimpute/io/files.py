@@ -192,11 +192,9 @@ def _parse_date_columns(frame: pd.DataFrame, dayfirst: bool | None) -> pd.DataFr
         if not textual or text.empty or not text.astype(str).str.fullmatch(_DATE_LIKE).all():
             continue
         day_first = _day_first(column, dayfirst)
-        for utc in (False, True):
+        for utc in (False, True):  # mixed UTC offsets (a daylight-saving change) parse only as UTC
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)  # "could not infer format"
-                    frame[name] = pd.to_datetime(column, utc=utc, dayfirst=day_first)
+                frame[name] = _to_times(column, utc, day_first, value_by_value=False)
                 break
             except (ValueError, TypeError):
                 continue
@@ -248,14 +246,17 @@ def _only_day_first_in_order(dates: pd.Series, first: pd.Series, second: pd.Seri
     return True
 
 
-def _to_times(values: pd.Series | pd.Index, utc: bool, dayfirst: bool) -> pd.Series | pd.DatetimeIndex:
+def _to_times(values: pd.Series | pd.Index, utc: bool, dayfirst: bool,
+              value_by_value: bool = True) -> pd.Series | pd.DatetimeIndex:
     """Fast when every value is written as the first one is (pandas infers the format once);
-    value by value otherwise."""
+    otherwise value by value, or (``value_by_value=False``) the ValueError."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "could not infer format": parsed value by value
             return pd.to_datetime(values, utc=utc, dayfirst=dayfirst)
     except (ValueError, TypeError):
+        if not value_by_value:
+            raise
         return pd.to_datetime(values, format="mixed", utc=utc, dayfirst=dayfirst)
 
 

@@ -88,12 +88,14 @@ class TableGuessFitting:
         the diffusion model's targets hide them; ``ColumnChoiceGuess.fit_rounds`` fills the hidden cells."""
         folds = self._tree_folds(len(train_windows))
         rows = train_windows[torch.from_numpy(np.flatnonzero(folds))]
-        generator = torch.Generator().manual_seed(self.seed_ + 4)
-        rate = torch.rand(len(rows), 1, generator=generator) * min(1.0, 2 * self.missing_rate_)
-        given = [rows.observed, rows.observed & ~self._training_targets(rows.observed, generator, rate)]
-        copies = 1 if self._wide() else 2
+        given = [rows.observed]
+        if not self._wide():
+            generator = torch.Generator().manual_seed(self.seed_ + 4)
+            rate = torch.rand(len(rows), 1, generator=generator) * min(1.0, 2 * self.missing_rate_)
+            given.append(rows.observed & ~self._training_targets(rows.observed, generator, rate))
+        copies = len(given)
         labels = torch.where(rows.observed[..., 0], rows.values[..., 0], torch.nan).double().numpy()
-        choice.fit_rounds(torch.cat([rows.values] * copies)[..., 0], torch.cat(given[:copies])[..., 0],
+        choice.fit_rounds(torch.cat([rows.values] * copies)[..., 0], torch.cat(given)[..., 0],
                           np.vstack([labels] * copies), self.encoder_.channel_column, self.seed_,
                           np.tile(folds[folds > 0], copies), ~self.encoder_.numeric_channels)
 
