@@ -345,24 +345,23 @@ def curved(n: int = 400, seed: int = 0) -> pd.DataFrame:
 
 def test_tree_guess_runs_the_fitted_trees_exactly() -> None:
     """The trees copied into tensors give scikit-learn's own predictions, NaN routing included."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.ensemble import ExtraTreesRegressor
 
     from diffimpute.nn import tree_guess
 
     rng = np.random.default_rng(0)
-    inputs = rng.standard_normal((300, 3))
+    inputs = rng.standard_normal((300, 3)).astype(np.float32)
     inputs[rng.random(inputs.shape) < 0.3] = np.nan
     label = np.nan_to_num(inputs[:, 1]) ** 2 - np.nan_to_num(inputs[:, 2])
-    model = HistGradientBoostingRegressor(**tree_guess._BOOSTING, random_state=0).fit(inputs[:, 1:], label)
+    model = ExtraTreesRegressor(20, **tree_guess._FOREST, random_state=0).fit(inputs[:, 1:], label)
     used, offset, trees, roots = np.array([1, 2]), 0, [], []
-    for (predictor,) in model._predictors:
-        trees.append(tree_guess._node_arrays(predictor, offset, used))
+    for member in model.estimators_:
+        trees.append(tree_guess._node_arrays(member.tree_, offset, used, member.tree_.value[:, 0, 0] / 20))
         roots.append(offset)
         offset += len(trees[-1]["feature"])
     guess = tree_guess.TreeGuess(3)
-    baseline = np.array([[float(model._baseline_prediction.ravel()[0]), 0, 0]])
-    guess._set_trees(trees, roots, [0] * len(roots), [0] * len(roots), baseline)
-    query = rng.standard_normal((500, 3))
+    guess._set_trees(trees, roots, [0] * len(roots), [0] * len(roots), np.zeros((1, 3)))
+    query = rng.standard_normal((500, 3)).astype(np.float32)
     query[rng.random(query.shape) < 0.4] = np.nan
     ours = guess.predict_rows(torch.from_numpy(query))[:, 0].numpy()
     np.testing.assert_allclose(ours, model.predict(query[:, 1:]), atol=1e-5)

@@ -29,3 +29,35 @@ def test_wide_tables_cross_fit_fewer_folds_in_every_round() -> None:
         rounds = imputer.model_.guess.rounds
         assert len(rounds) == 2
         assert all(len(trees.baseline) == folds and len(trees.roots) for trees in rounds)
+
+
+def test_trees_are_refitted_on_every_observed_cell_once_chosen() -> None:
+    """After selection and calibration the trees learn from the held-out cells too (as
+    MissForest uses every cell): they are the trees the same settings fit on the whole table,
+    not those fitted with the held-out cells hidden."""
+    import copy
+
+    import torch
+
+    from diffimpute.nn.tree_guess import ColumnChoiceGuess
+
+    table = _table(5)
+    imputer = TabularImputer(**QUICK, random_state=0).fit(table)
+    choice = imputer.model_.guess
+    assert bool(choice.tree_weight.any())
+    codes = imputer.encoder_.codes(table)
+    scaled = imputer.scaler_.transform(imputer.encoder_.encode(codes))
+    held = imputer._held_out_columns(codes, np.random.default_rng(imputer.seed_))
+    assert held.any()
+
+    def trees_fitted_on(rows: np.ndarray) -> ColumnChoiceGuess:
+        again = ColumnChoiceGuess(choice.gaussian, [copy.deepcopy(trees) for trees in choice.rounds])
+        windows = imputer._windows(rows)
+        imputer._fit_trees(again, windows[torch.from_numpy(np.flatnonzero(windows.observed.flatten(1).any(1)))])
+        return again
+
+    whole = trees_fitted_on(scaled)
+    without_held = trees_fitted_on(np.where(held[:, imputer.encoder_.channel_column], np.nan, scaled))
+    for ours, other in zip(choice.rounds, whole.rounds):
+        assert torch.equal(ours.leaf_value, other.leaf_value) and torch.equal(ours.threshold, other.threshold)
+    assert not torch.equal(choice.rounds[0].leaf_value, without_held.rounds[0].leaf_value)

@@ -1,5 +1,6 @@
-"""TreeGuess's categorical columns: one classifier per column, its trees copied exactly, its
-level probabilities a softmax over the column's channels on their scaled 0 and 1."""
+"""TreeGuess's categorical columns: one forest classifier per column, its trees copied exactly,
+its level probabilities on the column's channels' scaled 0 and 1; MissForest's rounds; boosted
+trees from older files."""
 
 from __future__ import annotations
 
@@ -27,33 +28,31 @@ def _levels_table(n: int = 400, seed: int = 0):
 
 
 def test_levels_are_a_classifiers_probabilities_on_the_channels_scale() -> None:
-    """A row keyed to fold 1 gets the probabilities of scikit-learn's classifier fitted on fold
-    2's rows, for three levels (a tree per level a round) and two (one tree a round)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    """A row keyed to fold 1 gets the probabilities of scikit-learn's forest fitted on fold 2's
+    rows, for three levels and two."""
+    from sklearn.ensemble import ExtraTreesClassifier
 
     inputs, labels, channel_column, categorical, shift, scale, codes = _levels_table()
     folds = np.arange(len(inputs)) % 2 + 1
     guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, folds, categorical=categorical)
-    query = inputs.copy()
+    query = inputs.astype(np.float32)
     keys = torch.ones(len(query), dtype=torch.int64)
     shares = (guess.predict_rows(torch.from_numpy(query), keys)[:, 2:].numpy() * scale) + shift
     train = folds == 2
     columns = ((slice(0, 3), [0, 1, 5, 6], codes[0]), (slice(3, 5), [0, 1, 2, 3, 4], codes[1]))
     for channels, used, level in columns:
-        model = HistGradientBoostingClassifier(**tree_guess._BOOSTING, random_state=1)
+        model = ExtraTreesClassifier(tree_guess.FOREST_TREES // 2, **tree_guess._FOREST, random_state=1)
         model.fit(inputs[train][:, used], level[train])
         np.testing.assert_allclose(shares[:, channels], model.predict_proba(query[:, used]), atol=1e-5)
 
 
 def test_a_level_missing_from_a_fold_gets_no_share() -> None:
-    """A level labelled once cannot train the classifier (its inner split is stratified): it
-    is left out, the others still add to one, and fitting does not fail."""
+    """A level no row of a fold's training rows holds gets probability 0 from that fold's trees,
+    and the other levels still add to one."""
     inputs, labels, channel_column, categorical, shift, scale, codes = _levels_table(seed=1)
-    rare = np.flatnonzero(codes[0] == 2)[1:]  # keep one row of level 2
-    labels[rare, 2:5] = ((np.eye(3)[np.zeros(len(rare), dtype=int)] - shift[:3]) / scale[:3])
-    guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, np.full(len(inputs), 2),
-                                        categorical=categorical)
-    shares = guess.predict_rows(torch.from_numpy(inputs), torch.ones(len(inputs), dtype=torch.int64))
+    folds = np.where(codes[0] == 2, 2, 1 + np.arange(len(inputs)) % 2)  # level 2 only in fold 2
+    guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, folds, categorical=categorical)
+    shares = guess.predict_rows(torch.from_numpy(inputs), torch.full((len(inputs),), 2))
     low, high = guess.level_value[:, 2:5]
     probabilities = ((shares[:, 2:5] - low) / (high - low)).numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
@@ -64,7 +63,7 @@ def test_later_rounds_are_fitted_on_the_round_befores_out_of_fold_guess() -> Non
     """MissForest's iteration: round 2's fold-1 trees are scikit-learn's model fitted on the rows
     whose hidden cells hold round 1's guess by trees that never saw the row, and the guess chains
     Gaussian -> round 1 -> round 2."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.ensemble import ExtraTreesRegressor
 
     from diffimpute.nn.guess import GaussianGuess
 
@@ -81,9 +80,9 @@ def test_later_rounds_are_fitted_on_the_round_befores_out_of_fold_guess() -> Non
     choice.fit_rounds(values, given, labels, np.arange(3), 0, folds, np.zeros(3, dtype=bool))
     first, second = choice.rounds
     filled = gaussian(values.unsqueeze(-1), given.unsqueeze(-1), torch.zeros(400, 1))[..., 0]
-    inputs = torch.where(given, values, first.predict_rows(filled, torch.from_numpy(folds))).double().numpy()
+    inputs = torch.where(given, values, first.predict_rows(filled, torch.from_numpy(folds))).numpy()
     train = folds == 2
-    model = HistGradientBoostingRegressor(**tree_guess._BOOSTING, random_state=16 + 1)
+    model = ExtraTreesRegressor(tree_guess.FOREST_TREES // 2, **tree_guess._FOREST, random_state=16 + 1)
     model.fit(inputs[train][:, 1:], labels[train, 0])
     ours = second.predict_rows(torch.from_numpy(inputs), torch.ones(400, dtype=torch.int64))[:, 0]
     np.testing.assert_allclose(ours.numpy(), model.predict(inputs[:, 1:]), atol=1e-4)
@@ -94,8 +93,8 @@ def test_later_rounds_are_fitted_on_the_round_befores_out_of_fold_guess() -> Non
 
 
 def test_a_column_of_many_levels_on_few_rows_is_fitted_not_refused() -> None:
-    """35 levels of three rows each in a fold of 105: scikit-learn's 15 % inner split held fewer rows
-    than levels and raised 'test_size = 16 should be greater or equal to the number of classes'."""
+    """35 levels of three rows each in a fold of 105 (boosted trees' 15 % inner split held fewer
+    rows than levels and raised 'test_size = 16 should be greater or equal to the number of classes')."""
     rng = np.random.default_rng(0)
     level = np.repeat(np.arange(35), 6)
     hot = (level[:, None] == np.arange(35)).astype(np.float64)
@@ -108,3 +107,22 @@ def test_a_column_of_many_levels_on_few_rows_is_fitted_not_refused() -> None:
     shares = guess.predict_rows(torch.from_numpy(labels), torch.zeros(len(level), dtype=torch.int64))[:, 1:]
     assert torch.isfinite(shares).all()
     assert len(guess.roots) > 0  # trees were grown, not only level frequencies
+
+
+def test_a_file_of_boosted_trees_loads_with_its_level_scores_softmaxed() -> None:
+    """Files saved before the forests hold boosted trees, whose level channels sum raw scores: one
+    without ``raw_level_scores`` loads with it set, so its levels are a softmax of those sums, as
+    they were guessed when it was saved (a strict load failed on the missing key)."""
+    inputs, labels, channel_column, categorical, shift, scale, codes = _levels_table()
+    guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, np.arange(len(inputs)) % 2 + 1,
+                                        categorical=categorical)
+    state = {k: v for k, v in guess.state_dict().items() if k != "raw_level_scores"}
+    old = tree_guess.TreeGuess(7)
+    old.load_state_dict(state)
+    assert bool(old.raw_level_scores)
+    query = torch.from_numpy(inputs.astype(np.float32))
+    summed = guess.predict_rows(query)  # forest shares, on the channels' scale
+    low, high = guess.level_value[:, 2:5]
+    shares = (summed[:, 2:5] - low) / (high - low)
+    torch.testing.assert_close(old.predict_rows(query)[:, 2:5], low + torch.softmax(shares, dim=1) * (high - low))
+    torch.testing.assert_close(old.predict_rows(query)[:, :2], summed[:, :2])
