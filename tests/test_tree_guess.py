@@ -116,10 +116,12 @@ def test_a_file_of_boosted_trees_loads_with_its_level_scores_softmaxed() -> None
     inputs, labels, channel_column, categorical, shift, scale, codes = _levels_table()
     guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, np.arange(len(inputs)) % 2 + 1,
                                         categorical=categorical)
-    state = {k: v for k, v in guess.state_dict().items() if k != "raw_level_scores"}
+    # as such a file holds it: no raw_level_scores, node indices as int64
+    state = {k: v.long() if k in ("feature", "left", "right") else v
+             for k, v in guess.state_dict().items() if k != "raw_level_scores"}
     old = tree_guess.TreeGuess(7)
     old.load_state_dict(state)
-    assert bool(old.raw_level_scores)
+    assert bool(old.raw_level_scores) and old.feature.dtype == torch.int32
     query = torch.from_numpy(inputs.astype(np.float32))
     summed = guess.predict_rows(query)  # forest shares, on the channels' scale
     low, high = guess.level_value[:, 2:5]

@@ -44,6 +44,9 @@ _TREE_BUFFERS = ("feature", "threshold", "missing_left", "left", "right", "leaf_
 _FOREST = {"max_features": 0.5, "min_samples_leaf": 2, "max_leaf_nodes": 64, "max_depth": 8}
 FOREST_TREES = 100  # trees per column over all folds: each fold grows its share
 _MIN_LABELS = 10  # fewer given cells than this: the column's mean or level shares, no trees
+# Per-node indices are stored as int32 (half the file of int64; 2**31 nodes is far beyond any
+# forest here) and widened to int64 once per guess, where torch's gather needs them.
+_INDEX_DTYPES = {"feature": torch.int32, "left": torch.int32, "right": torch.int32}
 _ROWS_PER_PASS = 512  # rows evaluated at once: bounds memory at rows x trees node indices
 
 
@@ -143,7 +146,7 @@ class TreeGuess(nn.Module):
         self.register_buffer("depth", torch.tensor(0))
         for name in _TREE_BUFFERS:
             dtype = torch.float32 if name in ("threshold", "leaf_value", "baseline") else (
-                torch.bool if name == "missing_left" else torch.int64)
+                torch.bool if name == "missing_left" else _INDEX_DTYPES.get(name, torch.int64))
             self.register_buffer(name, torch.zeros(0, dtype=dtype))
         self.baseline = torch.zeros(1, n_features)
         self.register_buffer("level_column", torch.full((n_features,), -1, dtype=torch.int64))
@@ -246,8 +249,8 @@ class TreeGuess(nn.Module):
         """What ``_leaf_sums`` reads at each node, built once per call of ``predict_rows``: the
         column of ``both`` its split reads (``(nodes,)``), its children (``(2 nodes,)``: left, right)
         and its threshold, finite (a split of given values, all left, from missing ones has +inf)."""
-        route = self.feature + n_features * (~self.missing_left).long()
-        children = torch.stack([self.left, self.right], 1).flatten()
+        route = self.feature.long() + n_features * (~self.missing_left).long()
+        children = torch.stack([self.left, self.right], 1).flatten().long()
         return route, children, self.threshold.to(dtype).clamp(max=torch.finfo(dtype).max)
 
     def _leaf_sums(self, rows: torch.Tensor, trees: torch.Tensor, weights: torch.Tensor,
