@@ -2,10 +2,10 @@
 
 The Gaussian guess (``nn.guess.GaussianGuess``) is linear in the given cells; a column that
 depends on the others through thresholds, interactions or curves is guessed better by trees, as
-MissForest shows. ``TreeGuess`` fits one scikit-learn random forest per column on the training
-rows, MissForest's (each split tries the square root of the features), with each tree's leaves
-capped so that a fitted model stays a few megabytes: a ``RandomForestRegressor`` per numeric
-channel, a ``RandomForestClassifier`` per categorical column, whose averaged leaf shares are the
+MissForest shows. ``TreeGuess`` fits one scikit-learn forest of extremely randomised trees per
+column on the training rows (half the features tried at each split, on random thresholds), with
+each tree capped so that a fitted model stays a few megabytes: an ``ExtraTreesRegressor`` per numeric
+channel, an ``ExtraTreesClassifier`` per categorical column, whose averaged leaf shares are the
 level probabilities, mapped onto the column's one-hot channels' scaled 0 and 1. On the bench's
 small tables forests guessed cells and levels better than gradient-boosted trees (whose
 ensembles stop early on a few hundred rows), and unlike them gain from MissForest's rounds.
@@ -58,9 +58,13 @@ def _node_arrays(tree, offset: int, inputs: np.ndarray, leaf_value: np.ndarray) 
     scikit-learn does, and a missing one the side it learned (or the larger child's)."""
     own = np.arange(tree.node_count) + offset
     leaf = tree.children_left < 0
+    # float32 thresholds (as inputs are compared), rounded down so that x <= threshold still holds
+    # exactly for every float32 x it held for
+    threshold = tree.threshold.astype(np.float32)
+    threshold = np.where(threshold > tree.threshold, np.nextafter(threshold, np.float32(-np.inf)), threshold)
     return {
         "feature": np.where(leaf, 0, inputs[np.maximum(tree.feature, 0)]).astype(np.int64),
-        "threshold": np.where(leaf, np.inf, tree.threshold),
+        "threshold": np.where(leaf, np.inf, threshold),
         "missing_left": leaf | tree.missing_go_to_left.astype(bool),
         "left": np.where(leaf, own, tree.children_left.astype(np.int64) + offset),
         "right": np.where(leaf, own, tree.children_right.astype(np.int64) + offset),

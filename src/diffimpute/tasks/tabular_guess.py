@@ -107,7 +107,9 @@ class TableGuessFitting:
         before, on the trees that had not seen those cells."""
         choice = self.model_.guess
         if isinstance(choice, ColumnChoiceGuess) and bool(choice.tree_weight.any()):
-            self._fit_trees(choice, windows[torch.from_numpy(np.flatnonzero(windows.observed.flatten(1).any(1)))])
+            device = choice.tree_weight.device  # trained on it; the trees are fitted on the CPU
+            self._fit_trees(choice.cpu(), windows[torch.from_numpy(np.flatnonzero(windows.observed.flatten(1).any(1)))])
+            choice.to(device)
 
     def _cross_fits(self) -> bool:
         """Whether training rows carry their tree fold as their key (``positions``): the MLP ignores
