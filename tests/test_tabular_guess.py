@@ -52,8 +52,7 @@ def test_trees_are_refitted_on_every_observed_cell_once_chosen() -> None:
 
     def trees_fitted_on(rows: np.ndarray) -> ColumnChoiceGuess:
         again = ColumnChoiceGuess(choice.gaussian, [copy.deepcopy(trees) for trees in choice.rounds])
-        windows = imputer._windows(rows)
-        imputer._fit_trees(again, windows[torch.from_numpy(np.flatnonzero(windows.observed.flatten(1).any(1)))])
+        imputer._fit_trees(again, imputer._windows(rows).with_observed_cells())
         return again
 
     whole = trees_fitted_on(scaled)

@@ -101,7 +101,8 @@ def _impute_at_scale(imputer, data, output, scheduler, series, stream, index_col
 @click.option("--quiet", is_flag=True, help="No progress bars or messages.")
 @click.option("--guess", type=click.Choice(["interpolate", "latent", "gaussian", "none"]), default=None,
               help="First estimate the diffusion model refines. Series: interpolate (default), latent (the LSSDM "
-                   "prior) or none (plain CSDI). Tables: gaussian (default, EM conditional mean) or none.")
+                   "prior) or none (plain CSDI). Tables: by default, per column, the EM conditional mean or "
+                   "forests, whichever held-out cells favour; gaussian (the EM conditional mean alone) or none.")
 @click.option("--checkpoint", "checkpoint_path", default=None, type=click.Path(dir_okay=False),
               help="Training checkpoint to write (default: the output's name + .ckpt); removed once the model "
                    "is written.")

@@ -46,6 +46,10 @@ class Windows:
         """Each window ``times`` times in a row (``a, a, b, b, ...``), e.g. once per mask."""
         return Windows(*(None if t is None else t.repeat_interleave(times, 0) for t in self._tensors()))
 
+    def with_observed_cells(self) -> Windows:
+        """The windows holding at least one observed cell (the others have nothing to learn from)."""
+        return self[torch.from_numpy(np.flatnonzero(self.observed.flatten(1).any(1).cpu().numpy()))]
+
     def _tensors(self) -> tuple[torch.Tensor | None, ...]:
         return self.values, self.observed, self.positions, self.prior, self.mask_index, self.label
 

@@ -131,7 +131,7 @@ def _fit_levels(features: np.ndarray, labels: np.ndarray, channels: np.ndarray, 
 
 
 class TreeGuess(nn.Module):
-    """Each channel's prediction from the given cells of its row by cross-fitted random forests.
+    """Each channel's prediction from the given cells of its row by cross-fitted forests of extremely randomised trees.
 
     Maps ``(values, cond_mask, positions)`` -- ``(batch, features, length)`` twice and ``(batch,
     length)`` row keys (0: all folds; k: fold k's trees only) -- to ``(batch, features, length)``

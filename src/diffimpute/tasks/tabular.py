@@ -82,8 +82,8 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
     ----------
     guess: ``"gaussian"`` (each cell's conditional mean given the other cells of its row under a
         multivariate normal fitted by EM), ``"auto"`` (default: per column, that, forests of
-        extremely randomised trees on the row filled by it, ``nn.tree_guess``, or their mean, whichever has the lower
-        MAE on held-out cells; needs ``validation_fraction`` > 0; the trees are cross-fitted, so
+        extremely randomised trees on the row filled by it, ``nn.tree_guess``, or their mean,
+        whichever has the lower MAE on held-out cells; needs ``validation_fraction`` > 0; the trees are cross-fitted, so
         each training row is guessed by trees that never saw it, as rows are at imputation)
         or ``"none"`` (the model learns from the column means up, as TabCSDI).
     guess_ridge: shrinkage of the Gaussian guess's covariance towards its diagonal (0-1); None
@@ -284,7 +284,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         held_channels = held_columns[:, self.encoder_.channel_column]
         train_rows = np.where(held_channels, np.nan, scaled)
         train_windows = self._windows(train_rows)
-        train_windows = train_windows[torch.from_numpy(np.flatnonzero(train_windows.observed.flatten(1).any(1).numpy()))]
+        train_windows = train_windows.with_observed_cells()
         held = None
         if held_columns.any():
             rows = torch.from_numpy(np.flatnonzero(held_columns.any(axis=1)))
@@ -298,7 +298,7 @@ class TabularImputer(TransformerMixin, TableGuessFitting, CategoricalLevels, Gue
         self._train_refiner(train_windows, held, device, checkpoint=plan, resume=resume)
         self._score_categories(held, device)
         if held is not None:
-            self._refit_trees(self._windows(scaled))
+            self._refit_trees(self._windows(scaled).with_observed_cells())
         self._check_value_dependence(scaled)
         self.fit_seconds_ = time.perf_counter() - started
         return self

@@ -100,7 +100,7 @@ class TableGuessFitting:
                           np.tile(folds[folds > 0], copies), ~self.encoder_.numeric_channels)
 
     def _refit_trees(self, windows: Windows) -> None:
-        """Refit the chosen trees on every observed cell of the table's ``windows``, held-out ones
+        """Refit the chosen trees on every observed cell of the table's ``windows`` (rows with one), held-out ones
         included, once those cells have chosen the guesses, calibrated the intervals and selected
         the model: MissForest learns from every cell too, and on tables of a few hundred rows the
         sixth held out is a loss the guess feels. The figures in ``validation_`` were measured
@@ -108,7 +108,7 @@ class TableGuessFitting:
         choice = self.model_.guess
         if isinstance(choice, ColumnChoiceGuess) and bool(choice.tree_weight.any()):
             device = choice.tree_weight.device  # trained on it; the trees are fitted on the CPU
-            self._fit_trees(choice.cpu(), windows[torch.from_numpy(np.flatnonzero(windows.observed.flatten(1).any(1)))])
+            self._fit_trees(choice.cpu(), windows)
             choice.to(device)
 
     def _cross_fits(self) -> bool:
