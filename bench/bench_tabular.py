@@ -47,7 +47,8 @@ def score(truth: pd.DataFrame, hidden: np.ndarray, imputation: Imputation) -> di
     numeric, categorical = numeric_columns(truth), categorical_columns(truth)
     position = {c: i for i, c in enumerate(truth.columns)}
     out: dict[str, float | int | None] = {"mae": math.nan, "rmse": math.nan, "accuracy": math.nan,
-                                          "macro_f1": math.nan, "crps": math.nan, "coverage90": math.nan}
+                                          "macro_f1": math.nan, "crps": math.nan, "coverage90": math.nan,
+                                          "set_coverage90": math.nan}
     mask = hidden[:, [position[c] for c in numeric]]
     out["n_hidden_numeric"] = int(mask.sum())
     if mask.any():
@@ -65,15 +66,21 @@ def score(truth: pd.DataFrame, hidden: np.ndarray, imputation: Imputation) -> di
             inside = (imputation.lower / scale)[mask] <= target
             out["coverage90"] = float((inside & (target <= (imputation.upper / scale)[mask])).mean())
     # Labels carry their column, so macro-F1 averages over every (column, level) class.
-    truths, guesses = [], []
+    truths, guesses, in_sets = [], [], []
     for column in categorical:
         rows = hidden[:, position[column]]
         truths += [f"{column}={v}" for v in truth[column][rows]]
         guesses += [f"{column}={v}" for v in imputation.filled[column][rows]]
+        if imputation.sets is not None:
+            sets = imputation.sets[column].to_numpy()[rows]
+            level = pd.Index(imputation.sets[column].columns).get_indexer(truth[column][rows])
+            in_sets += list(sets[np.arange(len(level)), level] & (level >= 0))
     out["n_hidden_categorical"] = len(truths)
     if truths:
         out["accuracy"] = float(np.mean(np.array(truths) == np.array(guesses)))
         out["macro_f1"] = float(f1_score(truths, guesses, average="macro"))
+    if in_sets:
+        out["set_coverage90"] = float(np.mean(in_sets))
     return out
 
 
@@ -97,9 +104,10 @@ def ours(gappy: pd.DataFrame, seed: int, **options) -> Imputation:
     fitted = {"refines": model.refines_, "set_coverage90": model.validation_.get("set_coverage90"),
               "train_s": model.history_.seconds, "epochs": len(model.history_.train_loss),
               "stopped": model.history_.stopped}
+    sets = {column: result.prediction_set(column) for column in categorical_columns(gappy)}
     return Imputation(result.median(), fit_s, impute_s, draws=result.numeric_samples()[:, :, order],
                       lower=lower[numeric].to_numpy(dtype=np.float64), upper=upper[numeric].to_numpy(dtype=np.float64),
-                      fitted=fitted)
+                      fitted=fitted, sets=sets)
 
 
 # ------------------------------------------------------------------------------- runs

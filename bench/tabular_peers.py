@@ -48,6 +48,8 @@ class Imputation:
     frame order, or None for a single imputation; ``lower`` / ``upper`` ``(rows, n_numeric)``
     bound its central 90 % interval. Seconds are wall clock. ``fitted``: what a method says
     of its own fit (ours: held-out set coverage, whether it refined its guess, training steps).
+    ``sets``: per categorical column, its 90 % prediction sets ``(rows, levels)`` bool with the
+    levels as columns, or None for a method without them.
     """
 
     filled: pd.DataFrame
@@ -57,6 +59,7 @@ class Imputation:
     lower: np.ndarray | None = None
     upper: np.ndarray | None = None
     fitted: dict | None = None
+    sets: dict[str, pd.DataFrame] | None = None
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -85,3 +85,14 @@ def reported_cells(target: np.ndarray, arrays: HeldCells) -> np.ndarray:
     cell, which cannot be halved) all of them."""
     reported = target & arrays.reported
     return reported if reported.any() else target
+
+
+@dataclass(frozen=True)
+class UnseenResiduals:
+    """The guess's errors at training cells it never saw (a cross-fitted guess), in units of each
+    feature's residual scale, with each cell's feature and gap-length bin, each ``(cells,)``: more
+    cells to calibrate the guess's own intervals on than the held-out ones alone."""
+
+    residual: np.ndarray
+    feature: np.ndarray
+    gap: np.ndarray

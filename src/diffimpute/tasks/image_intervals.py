@@ -137,9 +137,10 @@ class GuessIntervals:
         spread = np.hypot(raw, floor)
         return (arrays.truth - guess) / spread, spread, hole_bins(arrays.given, *self._sides())
 
-    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells) -> np.ndarray:
+    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: None = None) -> np.ndarray:
         """Quantiles of the guess's held-out residuals over each pixel's local spread, per channel and
-        hole bin: texture-aware, where the series' are per gap length."""
+        hole bin: texture-aware, where the series' are per gap length (an image guess sees every
+        training image: no ``unseen`` cells)."""
         residual, _, bins = self._local_residuals(guess, arrays, torch.device("cpu"))
         target = arrays.target
         return residual_quantiles(residual[target], arrays.feature[target], bins[target], self._n_channels())
@@ -155,7 +156,7 @@ class GuessIntervals:
                                largest=_HOLE_LARGEST)
         return HeldOut(windows, target), images.numpy()
 
-    def _calibrate_guess(self, held: HeldOut, device: torch.device) -> None:
+    def _calibrate_guess(self, held: HeldOut, device: torch.device, unseen: None = None) -> None:
         """The guess's predictive distribution from its residuals over the local spread at fresh holes
         in the held-out images, and an honest ``validation_`` on the holes held out from training:
         even images scored with quantiles fitted on odd ones and vice versa."""

@@ -40,7 +40,7 @@ from diffimpute.engine.sampling import SampleOutput, sample
 from diffimpute.engine.trainer import TrainConfig, train
 from diffimpute.metrics.imputation import summarize
 from diffimpute.tasks.estimator import DiffusionEstimator, resolve_device
-from diffimpute.tasks.held_out import HeldCells, HeldOut, reported_cells
+from diffimpute.tasks.held_out import HeldCells, HeldOut, UnseenResiduals, reported_cells
 
 DEFAULT_DDIM_STEPS = 10
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
@@ -102,6 +102,11 @@ class GuessRefiner(DiffusionEstimator):
         """Fit the guess module on the training windows, if it learns from data (before its errors
         set the residual scale), choosing any setting of its own on ``held``; most guesses need nothing."""
 
+    def _unseen_residuals(self, train_windows: Windows, device: torch.device) -> UnseenResiduals | None:
+        """The guess's errors at training cells it never saw, calibrating its intervals beside the
+        held-out cells; None (default): a guess fitted on the training windows has seen them all."""
+        return None
+
     def _unconditional(self) -> bool:
         """Whether given cells reach the network only forward-noised to each step (RePaint,
         ImDiffusion's imputed diffusion) rather than clean; see ``engine.sampling``."""
@@ -148,7 +153,7 @@ class GuessRefiner(DiffusionEstimator):
         self.refines_ = self._beats_guess(selection, device)
         if self.refines_ and self.check_draws_against_guess and self.guess != "none" and selection is not None:
             self._choose_channels(selection, device)
-        self._calibrate(calibration, device)
+        self._calibrate(calibration, device, self._unseen_residuals(train_windows, device))
 
     def _split_held(self, held: HeldOut | None) -> tuple[HeldOut | None, HeldOut | None]:
         """Cells for selection and for calibration: the same cells, or with ``disjoint_calibration``
@@ -330,11 +335,12 @@ class GuessRefiner(DiffusionEstimator):
              "with calibrated intervals; give it more training steps or more data")
         return False
 
-    def _calibrate(self, held: HeldOut | None, device: torch.device) -> None:
+    def _calibrate(self, held: HeldOut | None, device: torch.device, unseen: UnseenResiduals | None = None) -> None:
         """Fit the spread factors (``engine.calibration``) and measure ``validation_`` on the held-out cells.
 
         The coverage reported in ``validation_`` is honest: cells of odd windows are scored with
         factors fitted on even windows and vice versa; the factors kept are fitted on all of them.
+        Where the guess is imputed, its residual quantiles also take the ``unseen`` training cells.
         """
         self.interval_scale_ = np.ones((self._n_channels(), N_GAP_BINS))
         self.residual_quantiles_ = None
@@ -342,7 +348,7 @@ class GuessRefiner(DiffusionEstimator):
         if held is None:
             return
         if not self.refines_:
-            self._calibrate_guess(held, device)
+            self._calibrate_guess(held, device, unseen)
             return
         cells = self._cells_per_window()
         n_windows = max(16, _CALIBRATION_CELL_PASSES // (cells * self.calibration_samples * len(self._sampler().timesteps)))
@@ -364,7 +370,7 @@ class GuessRefiner(DiffusionEstimator):
 
         guess = out.guess.numpy() if out.guess is not None else np.zeros_like(truth)
         if self.guess_channels_.any():  # those channels take the guess, with draws from its own held-out errors
-            self.residual_quantiles_ = self._guess_residual_table(guess, arrays)
+            self.residual_quantiles_ = self._guess_residual_table(guess, arrays, unseen)
             generator = torch.Generator(device=device).manual_seed(self.seed_ + 1)
             out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
                              device)
@@ -379,7 +385,7 @@ class GuessRefiner(DiffusionEstimator):
             self.interval_scale_ = np.where((channels & ~self.guess_channels_)[:, None], table_from(target), 1.0)
         self._report(reported, raw["mae"], calibrated, raw["coverage"], np.abs(guess - truth))
 
-    def _calibrate_guess(self, held: HeldOut, device: torch.device) -> None:
+    def _calibrate_guess(self, held: HeldOut, device: torch.device, unseen: UnseenResiduals | None) -> None:
         """The guess's predictive distribution from its held-out errors, and an honest ``validation_``
         (even windows scored with quantiles from odd windows and vice versa)."""
         scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
@@ -393,7 +399,7 @@ class GuessRefiner(DiffusionEstimator):
         residual = (truth - guess) / scale
 
         def table_from(cells: np.ndarray) -> np.ndarray:
-            return residual_quantiles(residual[cells], feature[cells], gap[cells], self._n_channels())
+            return self._residual_table(residual[cells], feature[cells], gap[cells], unseen)
 
         rng = np.random.default_rng(self.seed_ + 1)
         draws = np.broadcast_to(guess, (self.calibration_samples * 4, *guess.shape)).copy()
@@ -439,12 +445,21 @@ class GuessRefiner(DiffusionEstimator):
                 wins[channel] = cells.mean() <= _CHANCE_MARGIN * cells.std(ddof=1) / np.sqrt(len(cells))
         return wins
 
-    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells) -> np.ndarray:
-        """Quantiles of the guess's held-out errors (``engine.calibration.residual_quantiles``)."""
+    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: UnseenResiduals | None) -> np.ndarray:
+        """Quantiles of the guess's held-out (and ``unseen``) errors (``engine.calibration.residual_quantiles``)."""
         scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
         residual = (arrays.truth - guess) / scale
         target = arrays.target
-        return residual_quantiles(residual[target], arrays.feature[target], arrays.gap[target], self._n_channels())
+        return self._residual_table(residual[target], arrays.feature[target], arrays.gap[target], unseen)
+
+    def _residual_table(self, residual: np.ndarray, feature: np.ndarray, gap: np.ndarray,
+                        unseen: UnseenResiduals | None) -> np.ndarray:
+        """``residual_quantiles`` of held-out cells' ``residual``, ``feature`` and ``gap`` bins ``(cells,)``,
+        joined by the ``unseen`` training cells' where there are any."""
+        if unseen is not None:
+            residual, feature, gap = (np.concatenate(pair) for pair in
+                                      zip((residual, feature, gap), (unseen.residual, unseen.feature, unseen.gap)))
+        return residual_quantiles(residual, feature, gap, self._n_channels())
 
     def _value_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         return self._clip_bounds(*self.observed_range_)
