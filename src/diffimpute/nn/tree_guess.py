@@ -156,6 +156,7 @@ class TreeGuess(nn.Module):
         self.register_buffer("level_column", torch.full((n_features,), -1, dtype=torch.int64))
         self.register_buffer("level_value", torch.zeros(2, n_features))
         self.register_buffer("raw_level_scores", torch.tensor(False))
+        self._walks: dict = {}  # ``_walk_tables`` per (features, dtype), dropped when the trees change
 
     @property
     def n_features(self) -> int:
@@ -205,6 +206,7 @@ class TreeGuess(nn.Module):
         self.roots = torch.as_tensor(roots, dtype=torch.int64)
         self.tree_channel = torch.as_tensor(tree_channel, dtype=torch.int64)
         self.tree_fold = torch.as_tensor(tree_fold, dtype=torch.int64)
+        self._walks = {}
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         """The number of nodes and folds is known only once fitted: take the saved buffers' sizes first.
@@ -214,7 +216,13 @@ class TreeGuess(nn.Module):
             saved = state_dict.get(prefix + name)
             if saved is not None:
                 setattr(self, name, torch.empty_like(saved, dtype=getattr(self, name).dtype))
+        self._walks = {}
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        """Moving the trees (``to``, ``cpu``) makes new buffers: the walk tables are rebuilt from them."""
+        self._walks = {}
+        return super()._apply(fn, *args, **kwargs)
 
     def _fold_weights(self, keys: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """``keys (rows,)`` -> ``(rows, folds)``: one-hot on fold ``key`` (1..K), uniform for key 0."""
@@ -223,21 +231,41 @@ class TreeGuess(nn.Module):
         own = (keys[:, None] == folds).to(dtype)
         return torch.where((keys == 0)[:, None], torch.full_like(own, 1.0 / n_folds), own)
 
-    def predict_rows(self, x: torch.Tensor, keys: torch.Tensor | None = None) -> torch.Tensor:
+    def predict_rows(self, x: torch.Tensor, keys: torch.Tensor | None = None,
+                     needed: torch.Tensor | None = None) -> torch.Tensor:
         """``x (rows, features)`` with NaN where not given, ``keys (rows,)`` int (default 0: all
         folds) -> every channel's prediction, same shape as ``x``. A row keyed to one fold runs
-        that fold's trees only: the others would add nothing but cost, on every training step."""
+        that fold's trees only: the others would add nothing but cost, on every training step.
+        ``needed (rows, features)``: the cells whose prediction is used (default all); the trees of
+        the others are not walked, and those cells hold only their channel's baseline."""
         keys = torch.zeros(len(x), dtype=torch.int64, device=x.device) if keys is None else keys
+        needed = torch.ones_like(x, dtype=torch.bool) if needed is None else needed
         weights = self._fold_weights(keys, x.dtype)
         out = weights @ self.baseline.to(x.dtype)
         if len(self.roots):
             tables = self._walk_tables(x.shape[1], x.dtype)
-            for key in keys.unique().tolist():
-                trees = torch.arange(len(self.roots), device=x.device) if key == 0 else (
-                    torch.nonzero(self.tree_fold == key - 1).squeeze(1))
-                for part in torch.nonzero(keys == key).squeeze(1).split(_ROWS_PER_PASS):
-                    out[part] += self._leaf_sums(x[part], trees, weights[part], tables)
+            every = torch.arange(len(self.roots), device=x.device)
+            for part in torch.nonzero(keys == 0).squeeze(1).split(_ROWS_PER_PASS):
+                out[part] += self._leaf_sums(x[part], every.expand(len(part), -1), weights[part], tables,
+                                             needed[part][:, self.tree_channel])
+            fold_trees, real = self._fold_trees()
+            for part in torch.nonzero(keys > 0).squeeze(1).split(_ROWS_PER_PASS):
+                trees = fold_trees[keys[part] - 1]
+                use = real[keys[part] - 1] & needed[part].gather(1, self.tree_channel[trees])
+                out[part] += self._leaf_sums(x[part], trees, weights[part], tables, use)
         return self._levels(out)
+
+    def _fold_trees(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(folds, most trees of a fold)`` each fold's trees side by side, so that rows of all folds
+        walk their trees in one pass, and which entries are real: a fold with fewer trees is padded
+        with tree 0, never walked."""
+        n_folds = len(self.baseline)
+        counts = torch.bincount(self.tree_fold, minlength=n_folds)
+        slot = torch.arange(int(counts.max()), device=counts.device)
+        real = slot[None, :] < counts[:, None]
+        by_fold = torch.argsort(self.tree_fold, stable=True)
+        first = torch.cumsum(counts, 0) - counts
+        return torch.where(real, by_fold[(first[:, None] + slot).clamp(max=len(by_fold) - 1)], 0), real
 
     def _levels(self, raw: torch.Tensor) -> torch.Tensor:
         """``raw (rows, features)`` with each categorical column's level probabilities (or, from
@@ -250,31 +278,40 @@ class TreeGuess(nn.Module):
         return raw
 
     def _walk_tables(self, n_features: int, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-        """What ``_leaf_sums`` reads at each node, built once per call of ``predict_rows``: the
-        column of ``both`` its split reads (``(nodes,)``), its children (``(2 nodes,)``: left, right)
-        and its threshold, finite (a split of given values, all left, from missing ones has +inf)."""
-        route = self.feature.long() + n_features * (~self.missing_left).long()
-        children = torch.stack([self.left, self.right], 1).flatten().long()
-        return route, children, self.threshold.to(dtype).clamp(max=torch.finfo(dtype).max)
+        """What ``_leaf_sums`` reads at each node, built once per fitted (or loaded, or moved) trees
+        and ``dtype``: the column of ``both`` its split reads (``(nodes,)``), its children
+        (``(2 nodes,)``: left, right) and its threshold, finite (a split of given values, all left,
+        from missing ones has +inf). Rebuilding them on every training step took a tenth of a fit."""
+        key = (n_features, dtype)
+        if key not in self._walks:
+            route = self.feature.long() + n_features * (~self.missing_left).long()
+            children = torch.stack([self.left, self.right], 1).flatten().long()
+            self._walks[key] = route, children, self.threshold.to(dtype).clamp(max=torch.finfo(dtype).max)
+        return self._walks[key]
 
     def _leaf_sums(self, rows: torch.Tensor, trees: torch.Tensor, weights: torch.Tensor,
-                   tables: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """Each channel's sum over ``trees`` of their leaf for each of ``rows``, weighted by fold.
+                   tables: tuple[torch.Tensor, ...], use: torch.Tensor) -> torch.Tensor:
+        """Each channel's sum, for each of ``rows``, over those of its ``trees (rows, n)`` marked in
+        ``use (rows, n)`` of their leaf, weighted by fold.
 
-        A missing value is read as -inf at a node that sends it left and +inf at one that sends it
-        right (``rows`` side by side with both), so a step is a gather and a comparison; the
-        walk stops once every row sits on a leaf, which points at itself."""
+        Only the (row, tree) pairs in use are walked. A missing value is read as -inf at a node that
+        sends it left and +inf at one that sends it right (``rows`` side by side with both), so a
+        step is a gather and a comparison; the walk stops once every pair sits on a leaf, which
+        points at itself."""
         route, children, threshold = tables
         missing = rows.isnan()
         both = torch.cat([torch.where(missing, -torch.inf, rows), torch.where(missing, torch.inf, rows)], 1)
-        node = self.roots[trees].expand(len(rows), -1)  # (rows, trees)
+        row, slot = torch.nonzero(use, as_tuple=True)
+        tree = trees[row, slot]
+        node = self.roots[tree]
+        start = row * both.shape[1]  # each pair's row in ``both`` flattened: one 1-D gather a step
         for _ in range(int(self.depth)):
-            step = children[2 * node + (both.gather(1, route[node]) > threshold[node])]
+            step = children[2 * node + (both.take(start + route[node]) > threshold[node])]
             if torch.equal(step, node):
                 break
             node = step
-        leaves = self.leaf_value[node].to(rows.dtype) * weights[:, self.tree_fold[trees]]
-        return torch.zeros_like(rows).index_add_(1, self.tree_channel[trees], leaves)
+        leaves = self.leaf_value[node].to(rows.dtype) * weights[row, self.tree_fold[tree]]
+        return torch.zeros_like(rows).index_put_((row, self.tree_channel[tree]), leaves, accumulate=True)
 
     def forward(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor,
                 fill: torch.Tensor | None = None) -> torch.Tensor:
@@ -283,7 +320,8 @@ class TreeGuess(nn.Module):
         rows = torch.where(cond_mask, values, torch.nan if fill is None else fill)
         rows = rows.transpose(1, 2).reshape(-1, n_features)
         keys = positions.reshape(-1).round().long()
-        estimate = self.predict_rows(rows, keys).view(batch, length, n_features).transpose(1, 2)
+        needed = ~cond_mask.transpose(1, 2).reshape(-1, n_features)
+        estimate = self.predict_rows(rows, keys, needed).view(batch, length, n_features).transpose(1, 2)
         return torch.where(cond_mask, values, estimate)
 
 
@@ -319,7 +357,7 @@ class ColumnChoiceGuess(nn.Module):
         for number, trees in enumerate(self.rounds):
             trees.fit(inputs.double().numpy(), labels, channel_column, seed + 16 * number, folds, categorical)
             if number + 1 < len(self.rounds):
-                inputs = torch.where(given, values, trees.predict_rows(inputs, keys))
+                inputs = torch.where(given, values, trees.predict_rows(inputs, keys, ~given))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
         """Files saved before the rounds (2026-12-05) hold one set of trees under ``trees.``: they load
