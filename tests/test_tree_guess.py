@@ -128,3 +128,28 @@ def test_a_file_of_boosted_trees_loads_with_its_level_scores_softmaxed() -> None
     shares = (summed[:, 2:5] - low) / (high - low)
     torch.testing.assert_close(old.predict_rows(query)[:, 2:5], low + torch.softmax(shares, dim=1) * (high - low))
     torch.testing.assert_close(old.predict_rows(query)[:, :2], summed[:, :2])
+
+
+def test_rows_of_mixed_folds_walked_together_and_only_the_needed_cells_match_one_by_one() -> None:
+    """Rows of every fold (and of none) walk their trees in one pass, and a cell left out of
+    ``needed`` skips its trees: a needed cell gets its row's baseline plus the leaves of its own
+    fold's trees (all folds', averaged, for key 0), a cell not needed the baseline alone."""
+    inputs, labels, channel_column, categorical, *_ = _levels_table(n=300, seed=2)
+    folds = np.arange(len(inputs)) % 3 + 1
+    guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, folds, categorical=categorical)
+    query = torch.from_numpy(inputs[:40].astype(np.float32))
+    keys = torch.arange(40) % 4  # folds 1-3 and key 0 (all folds), mixed
+    needed = torch.from_numpy(np.random.default_rng(0).random(query.shape) < 0.5)
+    needed[:, 2:5] = needed[:, [2]]  # a categorical column's channels are needed together
+    needed[:, 5:7] = needed[:, [5]]
+    together = guess.predict_rows(query, keys, needed)
+    weights = guess._fold_weights(keys, torch.float32)
+    baseline = weights @ guess.baseline
+    tables = guess._walk_tables(7, torch.float32)
+    for i, key in enumerate(keys.tolist()):
+        trees = torch.nonzero((guess.tree_fold == key - 1) | (key == 0)).squeeze(1)[None]
+        sums = guess._leaf_sums(query[i:i + 1], trees, weights[i:i + 1], tables, torch.ones_like(trees, dtype=torch.bool))
+        alone = guess._levels(baseline[i:i + 1] + sums)[0]
+        torch.testing.assert_close(together[i][needed[i]], alone[needed[i]], rtol=0, atol=1e-6)
+    numeric = ~needed[:, :2]
+    torch.testing.assert_close(together[:, :2][numeric], baseline[:, :2][numeric], rtol=0, atol=0)
