@@ -153,7 +153,8 @@ class GuessRefiner(DiffusionEstimator):
         self.refines_ = self._beats_guess(selection, device)
         if self.refines_ and self.check_draws_against_guess and self.guess != "none" and selection is not None:
             self._choose_channels(selection, device)
-        self._calibrate(calibration, device, self._unseen_residuals(train_windows, device))
+        unseen = None if calibration is None else self._unseen_residuals(train_windows, device)
+        self._calibrate(calibration, device, unseen)
 
     def _split_held(self, held: HeldOut | None) -> tuple[HeldOut | None, HeldOut | None]:
         """Cells for selection and for calibration: the same cells, or with ``disjoint_calibration``
