@@ -262,7 +262,8 @@ def test_a_table_fit_takes_a_step_budget(tmp_path) -> None:
 
 
 def test_a_table_with_a_column_of_dates_comes_back_with_dates_in_its_gaps(tmp_path) -> None:
-    """A date column of a CSV table is imputed in days and written back as dates (it was refused)."""
+    """A date column of a CSV table is imputed in days and written back as dates (it was refused),
+    in a file with the input's columns only."""
     rng = np.random.default_rng(0)
     visit = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 300, 60), unit="D")
     table = pd.DataFrame({"kind": rng.choice(["a", "b"], 60), "visit": visit.strftime("%d/%m/%Y"),
@@ -273,6 +274,7 @@ def test_a_table_with_a_column_of_dates_comes_back_with_dates_in_its_gaps(tmp_pa
     assert _run("fit", str(tmp_path / "table.csv"), "-o", str(model), "--max-steps", "5", "--quiet").exit_code == 0
     result = _run("impute", str(model), str(tmp_path / "table.csv"), "-o", str(filled), "--quiet")
     assert result.exit_code == 0, result.output
+    assert list(pd.read_csv(filled).columns) == ["kind", "visit", "x"]  # no column of row numbers added
     dates = pd.read_csv(filled)["visit"]
     assert dates.notna().all() and dates.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()  # whole days, ISO
     assert (pd.to_datetime(dates[1::6]) == visit[1::6]).all()  # given dates as they were

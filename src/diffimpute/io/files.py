@@ -287,11 +287,14 @@ def _parse_time_index(frame: pd.DataFrame, dayfirst: bool = False) -> pd.DataFra
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write CSV or Parquet (by suffix) atomically; the index is kept as the first column."""
+    """Write CSV or Parquet (by suffix) atomically. A CSV keeps the index as its first column (the
+    times of a series), unless it is only unnamed row numbers (a table read without an index):
+    the file then has the columns it was read with, not an extra one."""
     path = Path(path)
     check_writable(path, TABLE_SUFFIXES)
     if path.suffix.lower() in _PARQUET:
         payload = frame.to_parquet()
     else:
-        payload = frame.to_csv().encode()
+        row_numbers = isinstance(frame.index, pd.RangeIndex) and frame.index.name is None
+        payload = frame.to_csv(index=not row_numbers).encode()
     atomic_write_bytes(path, payload)
