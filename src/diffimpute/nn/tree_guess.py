@@ -50,6 +50,12 @@ _INDEX_DTYPES = {"feature": torch.int32, "left": torch.int32, "right": torch.int
 _ROWS_PER_PASS = 512  # rows evaluated at once: bounds memory at rows x trees node indices
 
 
+def _passes(rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The indices of the True entries of ``rows``, in passes of at most ``_ROWS_PER_PASS`` (none if none)."""
+    index = torch.nonzero(rows).squeeze(1)
+    return index.split(_ROWS_PER_PASS) if len(index) else ()
+
+
 def _node_arrays(tree, offset: int, inputs: np.ndarray, leaf_value: np.ndarray) -> dict[str, np.ndarray]:
     """One fitted scikit-learn tree (``estimator.tree_``) as flat arrays whose child indices are
     shifted by ``offset``, whose split features are mapped through ``inputs`` (the channel of each
@@ -245,11 +251,11 @@ class TreeGuess(nn.Module):
         if len(self.roots):
             tables = self._walk_tables(x.shape[1], x.dtype)
             every = torch.arange(len(self.roots), device=x.device)
-            for part in torch.nonzero(keys == 0).squeeze(1).split(_ROWS_PER_PASS):
+            for part in _passes(keys == 0):
                 out[part] += self._leaf_sums(x[part], every.expand(len(part), -1), weights[part], tables,
                                              needed[part][:, self.tree_channel])
             fold_trees, real = self._fold_trees()
-            for part in torch.nonzero(keys > 0).squeeze(1).split(_ROWS_PER_PASS):
+            for part in _passes(keys > 0):
                 trees = fold_trees[keys[part] - 1]
                 use = real[keys[part] - 1] & needed[part].gather(1, self.tree_channel[trees])
                 out[part] += self._leaf_sums(x[part], trees, weights[part], tables, use)
