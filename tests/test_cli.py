@@ -295,3 +295,15 @@ def test_warnings_reach_the_user_as_one_line_without_python_source(tmp_path) -> 
     lines = run.stderr.splitlines()
     assert any(line.startswith("warning: the diffusion model did not beat its own guess") for line in lines), lines
     assert "Warning:" not in run.stderr and "return callback" not in run.stderr
+
+
+def test_a_table_of_categories_alone_fits_and_reports_its_accuracy(tmp_path) -> None:
+    """No numeric column means no interval figures: the fit still reports its held-out accuracy
+    (the report line read the numeric figures unconditionally)."""
+    rng = np.random.default_rng(0)
+    a = rng.choice(["x", "y"], 200)
+    table = pd.DataFrame({"a": a, "b": np.where(rng.random(200) < 0.8, a, "z")}).mask(rng.random((200, 2)) < 0.2)
+    table.to_csv(tmp_path / "cats.csv", index=False)
+    result = _run("fit", str(tmp_path / "cats.csv"), "-o", str(tmp_path / "cats.safetensors"), "--max-steps", "5")
+    assert result.exit_code == 0, result.output
+    assert "categorical accuracy" in result.output and "MAE" not in result.output

@@ -49,3 +49,18 @@ def test_unsure_categorical_cells_draw_several_levels() -> None:
     assert np.mean((share_up > 0.5) == guess) > 0.95
     sizes = result.prediction_set("side").to_numpy()[hidden].sum(axis=1)
     assert set(sizes) == {1, 2}
+
+
+def test_a_table_of_categories_alone_gets_its_accuracy_and_calibrated_sets() -> None:
+    """With no numeric column there is no interval to calibrate, yet the held-out categorical cells
+    still give ``validation_`` its accuracy and the 90 % sets their threshold (before, every set
+    held every level)."""
+    rng = np.random.default_rng(1)
+    n = 300
+    a = rng.choice(["p", "q", "r", "s"], n)
+    b = np.where(rng.random(n) < 0.85, a, rng.choice(["p", "q", "r", "s"], n))
+    gappy = pd.DataFrame({"a": a, "b": b}).mask(rng.random((n, 2)) < 0.2)
+    imputer = TabularImputer(**FAST, random_state=0).fit(gappy)
+    assert imputer.validation_["accuracy"] > 0.6 and np.isfinite(imputer.level_set_threshold_)
+    sets = imputer.impute(gappy, n_samples=20, seed=0).prediction_set("b").to_numpy()[gappy["b"].isna().to_numpy()]
+    assert sets.sum(axis=1).mean() < 3

@@ -151,13 +151,15 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
     name = method_label(type(imputer).__name__, imputer.refines_)
     echo(quiet, f"trained {name}{start}: {history.steps} steps ({len(history.train_loss)} epochs) "
                  f"in {history.seconds:.1f}s (stopped: {history.stopped}); model written to {model_path}")
-    if report:
-        line = (f"held-out cells ({report['cells']}, standardised units): MAE {report['mae']:.4f} "
-                f"(guess alone {report['guess_mae']:.4f}), CRPS {report['crps']:.4f}, "
-                f"90% interval coverage {report['coverage90']:.1%}")
-        if "accuracy" in report:
-            line += f"; categorical accuracy {report['accuracy']:.1%}"
-        echo(quiet, line)
+    parts = []
+    if "mae" in report:  # a table of categories alone has no numeric figures
+        parts.append(f"held-out cells ({report['cells']}, standardised units): MAE {report['mae']:.4f} "
+                     f"(guess alone {report['guess_mae']:.4f}), CRPS {report['crps']:.4f}, "
+                     f"90% interval coverage {report['coverage90']:.1%}")
+    if "accuracy" in report:
+        parts.append(f"categorical accuracy {report['accuracy']:.1%}")
+    if parts:
+        echo(quiet, "; ".join(parts))
 
 
 @click.command()

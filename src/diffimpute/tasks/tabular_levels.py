@@ -77,10 +77,11 @@ class CategoricalLevels:
         return self.encoder_.decode(self.scaler_.inverse_transform(scaled[..., 0]))
 
     def _score_categories(self, held: HeldOut | None, device: torch.device) -> None:
-        """Accuracy of the most likely level at the reported held-out categorical cells, into ``validation_``."""
+        """Accuracy of the most likely level at the reported held-out categorical cells, into ``validation_``
+        (a table of categories alone has no numeric figures there, but still these)."""
         categorical = ~self.encoder_.numeric
         self.level_set_threshold_ = float("inf")  # uncalibrated: every level in every set
-        if held is None or not categorical.any() or not self.validation_:
+        if held is None or not categorical.any():
             return
         generator = torch.Generator(device=device).manual_seed(self.seed_ + 2)
         out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
