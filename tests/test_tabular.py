@@ -308,7 +308,8 @@ def test_cli_fits_imputes_and_evaluates_a_mixed_csv(tmp_path) -> None:
     imputed = runner.invoke(cli, ["impute", str(model), str(data), "-o", str(out), "--quantiles", "0.05,0.95",
                                   "--n-samples", "4", "--quiet"])
     assert imputed.exit_code == 0, imputed.output
-    filled = pd.read_csv(out, index_col=0)
+    filled = pd.read_csv(out)
+    assert list(filled.columns[:gappy.shape[1]]) == list(gappy.columns)  # and no column of row numbers
     assert not filled[list(gappy.columns)].isna().any().any()
     assert set(filled["side"]) <= {"up", "down"} and "x_q0.05" in filled and "side_q0.05" not in filled
     scored = runner.invoke(cli, ["evaluate", str(data), "--mask", "mcar:0.2", "--methods", "diffusion,mean",
