@@ -162,7 +162,7 @@ class TreeGuess(nn.Module):
         self.register_buffer("level_column", torch.full((n_features,), -1, dtype=torch.int64))
         self.register_buffer("level_value", torch.zeros(2, n_features))
         self.register_buffer("raw_level_scores", torch.tensor(False))
-        self._walks: dict = {}  # ``_walk_tables`` per (features, dtype), dropped when the trees change
+        self._walks: dict = {}  # ``_walk_tables`` per (features, dtype) and ``_fold_trees``, dropped when the trees change
 
     @property
     def n_features(self) -> int:
@@ -264,14 +264,17 @@ class TreeGuess(nn.Module):
     def _fold_trees(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(folds, most trees of a fold)`` each fold's trees side by side, so that rows of all folds
         walk their trees in one pass, and which entries are real: a fold with fewer trees is padded
-        with tree 0, never walked."""
+        with tree 0, never walked. Built once per fitted (or loaded, or moved) trees, as the walk tables."""
+        if "folds" in self._walks:
+            return self._walks["folds"]
         n_folds = len(self.baseline)
         counts = torch.bincount(self.tree_fold, minlength=n_folds)
         slot = torch.arange(int(counts.max()), device=counts.device)
         real = slot[None, :] < counts[:, None]
         by_fold = torch.argsort(self.tree_fold, stable=True)
         first = torch.cumsum(counts, 0) - counts
-        return torch.where(real, by_fold[(first[:, None] + slot).clamp(max=len(by_fold) - 1)], 0), real
+        self._walks["folds"] = torch.where(real, by_fold[(first[:, None] + slot).clamp(max=len(by_fold) - 1)], 0), real
+        return self._walks["folds"]
 
     def _levels(self, raw: torch.Tensor) -> torch.Tensor:
         """``raw (rows, features)`` with each categorical column's level probabilities (or, from
@@ -310,9 +313,11 @@ class TreeGuess(nn.Module):
         row, slot = torch.nonzero(use, as_tuple=True)
         tree = trees[row, slot]
         node = self.roots[tree]
-        start = row * both.shape[1]  # each pair's row in ``both`` flattened: one 1-D gather a step
+        # Each pair reads its row of ``both`` flattened: 1-D index_select runs a third faster than indexing.
+        start, flat = row * both.shape[1], both.reshape(-1)
         for _ in range(int(self.depth)):
-            step = children[2 * node + (both.take(start + route[node]) > threshold[node])]
+            read = flat.index_select(0, start + route.index_select(0, node))
+            step = children.index_select(0, 2 * node + (read > threshold.index_select(0, node)))
             if torch.equal(step, node):
                 break
             node = step
