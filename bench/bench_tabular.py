@@ -101,7 +101,7 @@ def ours(gappy: pd.DataFrame, seed: int, **options) -> Imputation:
     numeric = numeric_columns(gappy)
     order = [list(result.numeric_columns).index(c) for c in numeric]
     lower, upper = result.interval(0.1)
-    fitted = {"refines": model.refines_, "set_coverage90": model.validation_.get("set_coverage90"),
+    fitted = {"refines": model.refines_, "held_out_set_coverage90": model.validation_.get("set_coverage90"),
               "train_s": model.history_.seconds, "epochs": len(model.history_.train_loss),
               "stopped": model.history_.stopped}
     sets = {column: result.prediction_set(column) for column in categorical_columns(gappy)}
