@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 
 from diffimpute import TabularImputer
 from diffimpute.tasks import tabular_guess
@@ -36,8 +37,6 @@ def test_trees_are_refitted_on_every_observed_cell_once_chosen() -> None:
     MissForest uses every cell): they are the trees the same settings fit on the whole table,
     not those fitted with the held-out cells hidden."""
     import copy
-
-    import torch
 
     from diffimpute.nn.tree_guess import ColumnChoiceGuess
 
@@ -77,3 +76,28 @@ def test_the_guess_intervals_cover_nine_in_ten_hidden_cells_with_few_held_out() 
     lower, upper = result.interval(0.1)
     inside = (lower.to_numpy() <= truth.to_numpy()) & (truth.to_numpy() <= upper.to_numpy())
     assert 0.85 <= inside[hidden].mean() <= 0.95
+
+
+def test_the_unseen_errors_come_from_trees_that_never_saw_their_rows(monkeypatch) -> None:
+    """The calibration cells are guessed with each row's own fold key (trees fitted without it), never
+    key 0 (the average over all folds, whose trees saw the row): in-sample errors would run narrow."""
+    seen = []
+    guess_of = TabularImputer._guess_of
+
+    def spy(self, windows, cond_mask, device, on_chunk=None):
+        seen.append(windows.positions.clone())
+        return guess_of(self, windows, cond_mask, device, on_chunk)
+
+    original = TabularImputer._unseen_residuals
+
+    def watched(self, train_windows, device):
+        monkeypatch.setattr(TabularImputer, "_guess_of", spy)
+        try:
+            return original(self, train_windows, device)
+        finally:
+            monkeypatch.setattr(TabularImputer, "_guess_of", guess_of)
+
+    monkeypatch.setattr(TabularImputer, "_unseen_residuals", watched)
+    TabularImputer(**QUICK, random_state=0).fit(_table(5))
+    keys = torch.cat(seen)
+    assert len(keys) and bool((keys >= 1).all()) and len(keys.unique()) == tabular_guess._TREE_FOLDS

@@ -153,3 +153,30 @@ def test_rows_of_mixed_folds_walked_together_and_only_the_needed_cells_match_one
         torch.testing.assert_close(together[i][needed[i]], alone[needed[i]], rtol=0, atol=1e-6)
     numeric = ~needed[:, :2]
     torch.testing.assert_close(together[:, :2][numeric], baseline[:, :2][numeric], rtol=0, atol=0)
+
+
+def test_a_row_key_past_the_folds_is_a_clear_error() -> None:
+    """Key k runs fold k's trees; a key with no fold is refused by name, not an index error."""
+    import pytest
+
+    inputs, labels, channel_column, categorical, *_ = _levels_table(n=120)
+    guess = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, np.arange(120) % 2 + 1,
+                                        categorical=categorical)
+    with pytest.raises(ValueError, match="row keys must lie in 0..2"):
+        guess.predict_rows(torch.from_numpy(inputs[:4]), torch.tensor([0, 1, 2, 3]))
+
+
+def test_walk_tables_are_rebuilt_when_other_trees_are_loaded_or_the_dtype_changes() -> None:
+    """The walk tables are cached per fitted trees: loading another fit's trees over them, or moving
+    them to float64, must walk the new trees, not the cached ones."""
+    inputs, labels, channel_column, categorical, *_ = _levels_table(n=200)
+    folds = np.arange(200) % 2 + 1
+    first = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 0, folds, categorical=categorical)
+    other = tree_guess.TreeGuess(7).fit(inputs, labels, channel_column, 5, folds, categorical=categorical)
+    query = torch.from_numpy(inputs[:30].astype(np.float32))
+    before = first.predict_rows(query)
+    first.load_state_dict(other.state_dict())
+    after = first.predict_rows(query)
+    torch.testing.assert_close(after, other.predict_rows(query), rtol=0, atol=0)
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(first.double().predict_rows(query.double()), after.double(), rtol=0, atol=1e-6)

@@ -295,6 +295,6 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     if path.suffix.lower() in _PARQUET:
         payload = frame.to_parquet()
     else:
-        row_numbers = isinstance(frame.index, pd.RangeIndex) and frame.index.name is None
+        row_numbers = frame.index.name is None and frame.index.equals(pd.RangeIndex(len(frame)))
         payload = frame.to_csv(index=not row_numbers).encode()
     atomic_write_bytes(path, payload)

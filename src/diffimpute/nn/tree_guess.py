@@ -45,7 +45,7 @@ _FOREST = {"max_features": 0.5, "min_samples_leaf": 2, "max_leaf_nodes": 64, "ma
 FOREST_TREES = 100  # trees per column over all folds: each fold grows its share
 _MIN_LABELS = 10  # fewer given cells than this: the column's mean or level shares, no trees
 # Per-node indices are stored as int32 (half the file of int64; 2**31 nodes is far beyond any
-# forest here) and widened to int64 once per guess, where torch's gather needs them.
+# forest here) and widened to int64 once per fitted trees, in the walk tables.
 _INDEX_DTYPES = {"feature": torch.int32, "left": torch.int32, "right": torch.int32}
 _ROWS_PER_PASS = 512  # rows evaluated at once: bounds memory at rows x trees node indices
 
@@ -162,7 +162,9 @@ class TreeGuess(nn.Module):
         self.register_buffer("level_column", torch.full((n_features,), -1, dtype=torch.int64))
         self.register_buffer("level_value", torch.zeros(2, n_features))
         self.register_buffer("raw_level_scores", torch.tensor(False))
-        self._walks: dict = {}  # ``_walk_tables`` per (features, dtype) and ``_fold_trees``, dropped when the trees change
+        # ``_walk_tables`` per (features, dtype) and ``_fold_trees``, dropped when the trees change. Under
+        # DDP, broadcast buffers overwrite them in place: safe as every rank fits the same trees.
+        self._walks: dict[object, tuple[torch.Tensor, ...]] = {}
 
     @property
     def n_features(self) -> int:
@@ -225,7 +227,7 @@ class TreeGuess(nn.Module):
         self._walks = {}
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _apply(self, fn, *args, **kwargs):
+    def _apply(self, fn, *args, **kwargs) -> TreeGuess:
         """Moving the trees (``to``, ``cpu``) makes new buffers: the walk tables are rebuilt from them."""
         self._walks = {}
         return super()._apply(fn, *args, **kwargs)
@@ -245,6 +247,9 @@ class TreeGuess(nn.Module):
         ``needed (rows, features)``: the cells whose prediction is used (default all); the trees of
         the others are not walked, and those cells hold only their channel's baseline."""
         keys = torch.zeros(len(x), dtype=torch.int64, device=x.device) if keys is None else keys
+        if len(keys) and not 0 <= int(keys.min()) <= int(keys.max()) <= len(self.baseline):
+            raise ValueError(f"row keys must lie in 0..{len(self.baseline)} (0: all folds; k: fold k), "
+                             f"got {int(keys.min())}..{int(keys.max())}")
         needed = torch.ones_like(x, dtype=torch.bool) if needed is None else needed
         weights = self._fold_weights(keys, x.dtype)
         out = weights @ self.baseline.to(x.dtype)
@@ -265,16 +270,17 @@ class TreeGuess(nn.Module):
         """``(folds, most trees of a fold)`` each fold's trees side by side, so that rows of all folds
         walk their trees in one pass, and which entries are real: a fold with fewer trees is padded
         with tree 0, never walked. Built once per fitted (or loaded, or moved) trees, as the walk tables."""
-        if "folds" in self._walks:
-            return self._walks["folds"]
+        walks = self._walks  # one read: another thread's ``to`` may replace the dict meanwhile
+        if "folds" in walks:
+            return walks["folds"]
         n_folds = len(self.baseline)
         counts = torch.bincount(self.tree_fold, minlength=n_folds)
         slot = torch.arange(int(counts.max()), device=counts.device)
         real = slot[None, :] < counts[:, None]
         by_fold = torch.argsort(self.tree_fold, stable=True)
         first = torch.cumsum(counts, 0) - counts
-        self._walks["folds"] = torch.where(real, by_fold[(first[:, None] + slot).clamp(max=len(by_fold) - 1)], 0), real
-        return self._walks["folds"]
+        walks["folds"] = torch.where(real, by_fold[(first[:, None] + slot).clamp(max=len(by_fold) - 1)], 0), real
+        return walks["folds"]
 
     def _levels(self, raw: torch.Tensor) -> torch.Tensor:
         """``raw (rows, features)`` with each categorical column's level probabilities (or, from
@@ -291,12 +297,12 @@ class TreeGuess(nn.Module):
         and ``dtype``: the column of ``both`` its split reads (``(nodes,)``), its children
         (``(2 nodes,)``: left, right) and its threshold, finite (a split of given values, all left,
         from missing ones has +inf). Rebuilding them on every training step took a tenth of a fit."""
-        key = (n_features, dtype)
-        if key not in self._walks:
+        key, walks = (n_features, dtype), self._walks
+        if key not in walks:
             route = self.feature.long() + n_features * (~self.missing_left).long()
             children = torch.stack([self.left, self.right], 1).flatten().long()
-            self._walks[key] = route, children, self.threshold.to(dtype).clamp(max=torch.finfo(dtype).max)
-        return self._walks[key]
+            walks[key] = route, children, self.threshold.to(dtype).clamp(max=torch.finfo(dtype).max)
+        return walks[key]
 
     def _leaf_sums(self, rows: torch.Tensor, trees: torch.Tensor, weights: torch.Tensor,
                    tables: tuple[torch.Tensor, ...], use: torch.Tensor) -> torch.Tensor:

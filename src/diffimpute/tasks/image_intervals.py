@@ -32,7 +32,7 @@ from diffimpute.engine.calibration import N_GAP_BINS, binned_quantile_draws, res
 from diffimpute.engine.sampling import SampleOutput
 from diffimpute.masking.image import image_targets
 from diffimpute.metrics.imputation import summarize
-from diffimpute.tasks.held_out import HeldCells, HeldOut, reported_cells
+from diffimpute.tasks.held_out import HeldCells, HeldOut, UnseenResiduals, reported_cells
 
 _DISTANCE_EDGES = (1, 2, 4)  # Chebyshev distance to the nearest given pixel: 1 (thin or rim), 2, 3-4, farther
 _RADIUS = 2  # roughness is averaged over (2 * radius + 1) ** 2 pixels
@@ -137,7 +137,7 @@ class GuessIntervals:
         spread = np.hypot(raw, floor)
         return (arrays.truth - guess) / spread, spread, hole_bins(arrays.given, *self._sides())
 
-    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: None = None) -> np.ndarray:
+    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: UnseenResiduals | None = None) -> np.ndarray:
         """Quantiles of the guess's held-out residuals over each pixel's local spread, per channel and
         hole bin: texture-aware, where the series' are per gap length (an image guess sees every
         training image: no ``unseen`` cells)."""
@@ -156,7 +156,8 @@ class GuessIntervals:
                                largest=_HOLE_LARGEST)
         return HeldOut(windows, target), images.numpy()
 
-    def _calibrate_guess(self, held: HeldOut, device: torch.device, unseen: None = None) -> None:
+    def _calibrate_guess(self, held: HeldOut, device: torch.device,
+                         unseen: UnseenResiduals | None = None) -> None:
         """The guess's predictive distribution from its residuals over the local spread at fresh holes
         in the held-out images, and an honest ``validation_`` on the holes held out from training:
         even images scored with quantiles fitted on odd ones and vice versa."""

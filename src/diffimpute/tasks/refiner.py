@@ -387,8 +387,8 @@ class GuessRefiner(DiffusionEstimator):
         self._report(reported, raw["mae"], calibrated, raw["coverage"], np.abs(guess - truth))
 
     def _calibrate_guess(self, held: HeldOut, device: torch.device, unseen: UnseenResiduals | None) -> None:
-        """The guess's predictive distribution from its held-out errors, and an honest ``validation_``
-        (even windows scored with quantiles from odd windows and vice versa)."""
+        """The guess's predictive distribution from its held-out (and ``unseen``) errors, and an honest
+        ``validation_`` (even windows scored with quantiles from odd windows and vice versa)."""
         scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
         guess = self._guess_of(held.windows, held.cond_mask, device).numpy().astype(np.float64)
         arrays = held.cells()
