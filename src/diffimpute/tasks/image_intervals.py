@@ -137,12 +137,13 @@ class GuessIntervals:
         spread = np.hypot(raw, floor)
         return (arrays.truth - guess) / spread, spread, hole_bins(arrays.given, *self._sides())
 
-    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: UnseenResiduals | None = None) -> np.ndarray:
-        """Quantiles of the guess's held-out residuals over each pixel's local spread, per channel and
-        hole bin: texture-aware, where the series' are per gap length (an image guess sees every
-        training image: no ``unseen`` cells)."""
+    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: UnseenResiduals | None = None,
+                              target: np.ndarray | None = None) -> np.ndarray:
+        """Quantiles of the guess's residuals at held-out ``target`` pixels (default all) over each
+        pixel's local spread, per channel and hole bin: texture-aware, where the series' are per gap
+        length (an image guess sees every training image: no ``unseen`` cells)."""
         residual, _, bins = self._local_residuals(guess, arrays, torch.device("cpu"))
-        target = arrays.target
+        target = arrays.target if target is None else target
         return residual_quantiles(residual[target], arrays.feature[target], bins[target], self._n_channels())
 
     def _fresh_holes(self, held: HeldOut) -> tuple[HeldOut, np.ndarray]:

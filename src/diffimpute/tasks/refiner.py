@@ -370,8 +370,8 @@ class GuessRefiner(DiffusionEstimator):
                                 self._n_channels(), _INTERVAL_LEVEL)
 
         guess = out.guess.numpy() if out.guess is not None else np.zeros_like(truth)
-        if self.guess_channels_.any():  # those channels take the guess, with draws from its own held-out errors
-            self.residual_quantiles_ = self._guess_residual_table(guess, arrays, unseen)
+        if self.guess_channels_.any():  # they take the guess, drawn from its errors at cells validation_ skips
+            self.residual_quantiles_ = self._guess_residual_table(guess, arrays, unseen, arrays.target & ~arrays.reported)
             generator = torch.Generator(device=device).manual_seed(self.seed_ + 1)
             out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
                              device)
@@ -382,9 +382,12 @@ class GuessRefiner(DiffusionEstimator):
         if self.calibrate and (target & even).any() and (target & ~even).any():
             crossed = np.where(even, cell_scales(table_from(target & ~even), given),
                                cell_scales(table_from(target & even), given))
+            crossed = np.where(self.guess_channels_[None, :, None], 1.0, crossed)  # as imputing scales them
             calibrated = summarize(rescale(draws, crossed), truth, reported)
             self.interval_scale_ = np.where((channels & ~self.guess_channels_)[:, None], table_from(target), 1.0)
         self._report(reported, raw["mae"], calibrated, raw["coverage"], np.abs(guess - truth))
+        if self.guess_channels_.any():  # what imputing draws from: every held-out cell
+            self.residual_quantiles_ = self._guess_residual_table(guess, arrays, unseen)
 
     def _calibrate_guess(self, held: HeldOut, device: torch.device, unseen: UnseenResiduals | None) -> None:
         """The guess's predictive distribution from its held-out (and ``unseen``) errors, and an honest
@@ -446,11 +449,12 @@ class GuessRefiner(DiffusionEstimator):
                 wins[channel] = cells.mean() <= _CHANCE_MARGIN * cells.std(ddof=1) / np.sqrt(len(cells))
         return wins
 
-    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: UnseenResiduals | None) -> np.ndarray:
-        """Quantiles of the guess's held-out (and ``unseen``) errors (``engine.calibration.residual_quantiles``)."""
+    def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: UnseenResiduals | None,
+                              target: np.ndarray | None = None) -> np.ndarray:
+        """``residual_quantiles`` of the guess's errors at held-out ``target`` cells (default all) and ``unseen`` ones."""
         scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
         residual = (arrays.truth - guess) / scale
-        target = arrays.target
+        target = arrays.target if target is None else target
         return self._residual_table(residual[target], arrays.feature[target], arrays.gap[target], unseen)
 
     def _residual_table(self, residual: np.ndarray, feature: np.ndarray, gap: np.ndarray,
