@@ -3,7 +3,8 @@
 The refining imputers hide a share of the observed cells from training. Half of those targets
 (``picked``) choose the checkpoint, the fallback and the per-channel guess; the other half
 (``reported``) only measure ``validation_``, so the figures a user reads were not used to make the
-choices they describe.
+choices they describe. ``UnseenResiduals`` are their kin from training cells: errors of a
+cross-fitted guess at cells its trees never saw.
 """
 
 from __future__ import annotations
@@ -96,3 +97,8 @@ class UnseenResiduals:
     residual: np.ndarray
     feature: np.ndarray
     gap: np.ndarray
+
+    def after(self, residual: np.ndarray, feature: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Other cells' ``residual``, ``feature`` and ``gap`` ``(cells,)`` with these cells appended."""
+        return (np.concatenate([residual, self.residual]), np.concatenate([feature, self.feature]),
+                np.concatenate([gap, self.gap]))

@@ -371,7 +371,8 @@ class GuessRefiner(DiffusionEstimator):
 
         guess = out.guess.numpy() if out.guess is not None else np.zeros_like(truth)
         if self.guess_channels_.any():  # they take the guess, drawn from its errors at cells validation_ skips
-            self.residual_quantiles_ = self._guess_residual_table(guess, arrays, unseen, arrays.target & ~arrays.reported)
+            picked = arrays.target & ~arrays.reported
+            self.residual_quantiles_ = self._guess_residual_table(guess, arrays, unseen, picked)
             generator = torch.Generator(device=device).manual_seed(self.seed_ + 1)
             out = self._draw(self.model_, held.windows, held.cond_mask, self.calibration_samples, None, generator,
                              device)
@@ -451,7 +452,8 @@ class GuessRefiner(DiffusionEstimator):
 
     def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: UnseenResiduals | None,
                               target: np.ndarray | None = None) -> np.ndarray:
-        """``residual_quantiles`` of the guess's errors at held-out ``target`` cells (default all) and ``unseen`` ones."""
+        """``residual_quantiles`` of the guess's errors at held-out ``target`` cells (default all) and
+        at the ``unseen`` ones."""
         scale = self.model_.residual_scale.detach().cpu().numpy().astype(np.float64)
         residual = (arrays.truth - guess) / scale
         target = arrays.target if target is None else target
@@ -462,8 +464,7 @@ class GuessRefiner(DiffusionEstimator):
         """``residual_quantiles`` of held-out cells' ``residual``, ``feature`` and ``gap`` bins ``(cells,)``,
         joined by the ``unseen`` training cells' where there are any."""
         if unseen is not None:
-            residual, feature, gap = (np.concatenate(pair) for pair in
-                                      zip((residual, feature, gap), (unseen.residual, unseen.feature, unseen.gap)))
+            residual, feature, gap = unseen.after(residual, feature, gap)
         return residual_quantiles(residual, feature, gap, self._n_channels())
 
     def _value_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -144,7 +144,7 @@ class TableGuessFitting:
                 guess = self._guess_of(rows, cond, device)
             cells = target.numpy()
             residuals.append(((rows.values - guess).double().numpy() / scale)[cells])
-            features.append(np.broadcast_to(np.arange(cells.shape[1])[None, :, None], cells.shape)[cells])
+            features.append(np.nonzero(cells)[1])  # each hidden cell's channel, in the order cells[...] gives
             gaps.append(gap_bins(cond.numpy())[cells])
         return UnseenResiduals(np.concatenate(residuals), np.concatenate(features), np.concatenate(gaps))
 
