@@ -124,6 +124,25 @@ def test_held_out_residual_quantiles_give_calibrated_draws_for_a_guess() -> None
     assert 0.85 <= ((fresh >= lower) & (fresh <= upper))[~given].mean() <= 0.95
 
 
+def test_pooled_residual_quantiles_keep_each_features_spread() -> None:
+    """Sparse features share pooled quantiles; one whose residuals run three times wider than
+    another's (its scale from training rows was off) still gets intervals near 90 % coverage."""
+    rng = np.random.default_rng(4)
+    spread = np.array([0.5, 1.5])
+    feature = np.repeat(np.arange(2), 90)  # 90 cells each: too few for quantiles of their own
+    residual = rng.standard_normal(180) * spread[feature]
+    table = residual_quantiles(residual, feature, np.full(180, 4), 2)
+    fresh = rng.standard_normal((20000, 2)) * spread
+    for j in range(2):
+        lower, upper = np.interp([0.05, 0.95], (np.arange(99) + 0.5) / 99, table[j, 4])
+        assert 0.82 <= ((fresh[:, j] >= lower) & (fresh[:, j] <= upper)).mean() <= 0.96  # before: 1.0, 0.75
+    # a feature with cells enough keeps exactly its own quantiles
+    dense = np.r_[residual, rng.standard_normal(150) * 3]
+    features = np.r_[feature, np.full(150, 2)]
+    table = residual_quantiles(dense, features, np.full(330, 4), 3)
+    np.testing.assert_allclose(table[2, 4], np.quantile(dense[180:], (np.arange(99) + 0.5) / 99))
+
+
 def test_gap_bins_measure_the_distance_to_the_nearest_given_cell() -> None:
     given = np.array([[True, False, False, False, False, False, False, False, False, False, False, True]])
     # distances 0,1,2,3,4,5,5,4,3,2,1,0 -> bins: 1 -> 0, 2 -> 1, 3-4 -> 2, 5-8 -> 3

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import torch
 
 from diffimpute import TabularImputer
+from diffimpute.engine.calibration import residual_quantiles
 from diffimpute.tasks import tabular_guess
+from diffimpute.tasks.held_out import UnseenResiduals
 
 QUICK = {"hidden": 16, "n_layers": 1, "diffusion_steps": 10, "max_steps": 20, "batch_size": 32, "n_samples": 4,
          "sampling_steps": 3, "time_budget": None, "device": "cpu", "verbose": False, "guess": "auto"}
@@ -101,3 +105,19 @@ def test_the_unseen_errors_come_from_trees_that_never_saw_their_rows(monkeypatch
     TabularImputer(**QUICK, random_state=0).fit(_table(5))
     keys = torch.cat(seen)
     assert len(keys) and bool((keys >= 1).all()) and len(keys.unique()) == tabular_guess._TREE_FOLDS
+
+
+def test_unseen_errors_of_some_columns_leave_the_others_intervals_alone() -> None:
+    """Unseen errors come only from the columns the trees guess alone. A column with too few
+    held-out cells pools its quantiles over columns; hundreds of unseen cells of a well-guessed
+    column must not set that pool (on a 303-row, 22-column table they cut coverage to 0.72)."""
+    rng = np.random.default_rng(0)
+    feature = np.repeat(np.arange(3), 30)  # 30 held-out cells per column: pooled quantiles
+    residual = rng.standard_normal(90)
+    unseen = UnseenResiduals(0.1 * rng.standard_normal(1000), np.zeros(1000, dtype=np.int64),
+                             np.full(1000, 4))  # column 0 alone, ten times narrower
+    refiner = SimpleNamespace(_n_channels=lambda: 3)
+    table = TabularImputer._residual_table(refiner, residual, feature, np.full(90, 4), unseen)
+    alone = residual_quantiles(residual, feature, np.full(90, 4), 3)
+    np.testing.assert_array_equal(table[1:], alone[1:])
+    assert table[0, 4, -1] - table[0, 4, 0] < 0.5 * (alone[0, 4, -1] - alone[0, 4, 0])  # its own, narrow

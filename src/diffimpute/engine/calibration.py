@@ -23,6 +23,7 @@ GAP_EDGES = (1, 2, 4, 8)  # bins: 1, 2, 3-4, 5-8, longer
 N_GAP_BINS = len(GAP_EDGES) + 1
 _MIN_CELLS_PER_FEATURE = 100
 _MIN_CELLS_PER_BIN = 30
+_SPREAD_PRIOR_CELLS = 10  # cells at the pooled spread a feature's own spread is shrunk toward
 
 
 def gap_bins(given: np.ndarray) -> np.ndarray:
@@ -122,14 +123,35 @@ def residual_quantiles(
     guess, in units of each feature's residual scale), at levels ``(i + 0.5) / n_levels``.
 
     Used when the diffusion model did not beat its guess: the guess's own held-out errors are
-    then its predictive distribution. Sparse (feature, bin) pairs fall back as in ``spread_table``.
+    then its predictive distribution. Sparse (feature, bin) pairs fall back as in ``spread_table``,
+    to quantiles pooled over features in units of each feature's spread (``_feature_spreads``); a
+    pair with cells enough keeps its own quantiles.
     """
     levels = (np.arange(n_levels) + 0.5) / n_levels
 
     def quantiles(own: np.ndarray) -> np.ndarray:
         return np.quantile(own, levels) if len(own) else np.zeros(n_levels)
 
-    return _per_feature_and_gap(residual, feature, gap_bin, n_features, quantiles)
+    spreads = _feature_spreads(residual, feature, gap_bin, n_features)
+    table = _per_feature_and_gap(residual / spreads[feature], feature, gap_bin, n_features, quantiles)
+    return table * spreads[:, None, None]
+
+
+def _feature_spreads(residual: np.ndarray, feature: np.ndarray, gap_bin: np.ndarray, n_features: int) -> np.ndarray:
+    """``(n_features,)`` each feature's mean absolute residual over what its cells' gap bins have
+    across features, shrunk toward 1 by ``_SPREAD_PRIOR_CELLS``. Residuals come in units of a
+    per-feature scale fitted elsewhere (the guess's error on training rows), which can be off by
+    a factor of two between features; pooled quantiles would then cover one feature's cells
+    half the time and another's always, though the average is right."""
+    magnitude = np.abs(residual)
+    per_bin = np.array([magnitude[gap_bin == b].mean() if (gap_bin == b).any() else 0.0 for b in range(N_GAP_BINS)])
+    expected, prior = per_bin[gap_bin], _SPREAD_PRIOR_CELLS * (magnitude.mean() if len(magnitude) else 0.0)
+    spreads = np.ones(n_features)
+    for j in range(n_features):
+        own = feature == j
+        if own.any() and expected[own].sum() + prior > 0:
+            spreads[j] = (magnitude[own].sum() + prior) / (expected[own].sum() + prior)
+    return np.where(spreads > 0, spreads, 1.0)
 
 
 def quantile_draws(table: np.ndarray, given: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:

@@ -462,10 +462,15 @@ class GuessRefiner(DiffusionEstimator):
     def _residual_table(self, residual: np.ndarray, feature: np.ndarray, gap: np.ndarray,
                         unseen: UnseenResiduals | None) -> np.ndarray:
         """``residual_quantiles`` of held-out cells' ``residual``, ``feature`` and ``gap`` bins ``(cells,)``,
-        joined by the ``unseen`` training cells' where there are any."""
-        if unseen is not None:
-            residual, feature, gap = unseen.after(residual, feature, gap)
-        return residual_quantiles(residual, feature, gap, self._n_channels())
+        joined by the ``unseen`` training cells' in the channels that have them. A channel without
+        unseen cells keeps the held-out table: a sparse channel's quantiles are pooled over channels,
+        and the hundreds of unseen cells of the channels the trees guess well would set them."""
+        table = residual_quantiles(residual, feature, gap, self._n_channels())
+        if unseen is None:
+            return table
+        joined = residual_quantiles(*unseen.after(residual, feature, gap), self._n_channels())
+        covered = np.isin(np.arange(self._n_channels()), unseen.feature)
+        return np.where(covered[:, None, None], joined, table)
 
     def _value_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:
         return self._clip_bounds(*self.observed_range_)
