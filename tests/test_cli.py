@@ -307,3 +307,24 @@ def test_a_table_of_categories_alone_fits_and_reports_its_accuracy(tmp_path) -> 
     result = _run("fit", str(tmp_path / "cats.csv"), "-o", str(tmp_path / "cats.safetensors"), "--max-steps", "5")
     assert result.exit_code == 0, result.output
     assert "categorical accuracy" in result.output and "MAE" not in result.output
+
+
+def test_identifier_and_empty_columns_are_set_aside_and_written_back_in_place(tmp_path) -> None:
+    """A real table with a name per row and a column with no value (refused by the library) fits
+    and imputes: those columns come back as read, in their places; the others' gaps are filled."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=80)
+    table = pd.DataFrame({"name": [f"site {i}" for i in range(80)], "x": x, "late": np.nan,
+                          "y": x + 0.1 * rng.normal(size=80), "kind": rng.choice(["a", "b"], 80)})
+    table.loc[::5, "y"] = np.nan
+    table.to_csv(tmp_path / "table.csv", index=False)
+    model, filled = tmp_path / "table.safetensors", tmp_path / "filled.csv"
+    fitted = _run("fit", str(tmp_path / "table.csv"), "-o", str(model), "--max-steps", "5")
+    assert fitted.exit_code == 0, fitted.output
+    assert "entirely missing: late" in fitted.output and "name" in fitted.output
+    result = _run("impute", str(model), str(tmp_path / "table.csv"), "-o", str(filled), "--quiet")
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(filled)
+    assert list(out.columns) == ["name", "x", "late", "y", "kind"]
+    assert (out["name"] == table["name"]).all() and out["late"].isna().all()
+    assert out["y"].notna().all() and (out["y"][1::5] == table["y"][1::5]).all()

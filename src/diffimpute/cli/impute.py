@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from diffimpute.cli.aside import put_back, set_aside, unusable_columns
 from diffimpute.cli.common import (
     KIND_OPTION,
     data_kind,
@@ -138,8 +139,9 @@ def fit(data, model_path, index_col, seed, quiet, guess, checkpoint_path, checkp
     if resume and not Path(plan.path).is_file():
         echo(quiet, f"no checkpoint at {plan.path}; starting afresh")
     frame = table_format.read(data, index_col, quiet)
-    imputer = imputer_for(data_kind(frame, kind), guess, seed, quiet, options).fit(frame, checkpoint=plan,
-                                                                                     resume=resume)
+    kind = data_kind(frame, kind)  # before setting aside: an identifier column makes rows records
+    frame, _ = set_aside(frame, unusable_columns(frame), quiet)
+    imputer = imputer_for(kind, guess, seed, quiet, options).fit(frame, checkpoint=plan, resume=resume)
     distributed.close()
     if not main:
         return
@@ -202,10 +204,12 @@ def impute(paths, output, n_samples, quantiles, sampler, sampling_steps, index_c
                          table_format)
         return
     check_writable(output, TABLE_SUFFIXES)
-    frame = table_format.read(data, index_col, quiet)
-    imputer = _pretrained_imputer(frame, seed) if model is None else load_imputer(model)
+    read = table_format.read(data, index_col, quiet)
+    imputer = _pretrained_imputer(read, seed) if model is None else load_imputer(model)
+    known = getattr(imputer, "feature_names_in_", None)
+    frame, aside = set_aside(read, unusable_columns(read, None if known is None else list(known)), quiet)
     imputer.set_params(verbose=not quiet, **given_params(sampler=sampler, sampling_steps=sampling_steps))
     result = imputer.impute(frame, n_samples=n_samples, seed=seed)
     table = result.to_frame(quantiles=levels) if levels else result.median()
-    write_table(table, output)
+    write_table(put_back(table, aside, read.columns), output)
     echo(quiet, f"imputed {int(result.missing.sum())} cells with {result.n_samples} draws; written to {output}")
