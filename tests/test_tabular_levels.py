@@ -64,3 +64,28 @@ def test_a_table_of_categories_alone_gets_its_accuracy_and_calibrated_sets() -> 
     assert imputer.validation_["accuracy"] > 0.6 and np.isfinite(imputer.level_set_threshold_)
     sets = imputer.impute(gappy, n_samples=20, seed=0).prediction_set("b").to_numpy()[gappy["b"].isna().to_numpy()]
     assert sets.sum(axis=1).mean() < 3
+
+
+def test_a_categorical_column_keeps_the_guess_unless_the_model_gains_more_than_chance() -> None:
+    """The model's most drawn level must beat the guess's on held-out cells by more than chance,
+    as numbers must: the mode of a few dozen draws is noisy, the guess's level is not (a gain of
+    one cell in 40 handed a column to the model)."""
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"x": rng.standard_normal(60), "side": rng.choice(["up", "down"], 60)})
+    imputer = TabularImputer(**FAST).fit(frame)
+    codes = imputer.encoder_.codes(frame)
+    truth = imputer.scaler_.transform(imputer.encoder_.encode(codes))[:40, :, None]  # (cells, channels, 1)
+    wrong = imputer.scaler_.transform(imputer.encoder_.encode(np.c_[codes[:40, 0], 1 - codes[:40, 1]]))[:, :, None]
+    target = np.ones(truth.shape, dtype=bool)
+    side = imputer.encoder_.channel_column == 1
+
+    def model_keeps_side(model_right: np.ndarray, guess_right: np.ndarray) -> bool:
+        draws = np.where(model_right[:, None, None], truth, wrong)[None].repeat(3, axis=0)
+        guess = np.where(guess_right[:, None, None], truth, wrong)
+        return not imputer._guess_wins(draws, guess, truth, target)[side].any()
+
+    both = np.arange(40) < 20
+    # 23 right against 22: the model wins three cells and loses two, which is chance
+    assert not model_keeps_side(both | np.isin(np.arange(40), [20, 21, 22]), both | np.isin(np.arange(40), [23, 24]))
+    assert not model_keeps_side(both, both)  # a tie keeps the guess
+    assert model_keeps_side(np.arange(40) < 32, both)

@@ -46,7 +46,7 @@ DEFAULT_DDIM_STEPS = 10
 _VALIDATION_CELL_PASSES = 150_000  # cells x network passes per model-selection check
 _CALIBRATION_CELL_PASSES = 3_000_000  # cells x samples x network passes for calibration
 _INTERVAL_LEVEL = 0.9
-_CHANCE_MARGIN = 0.5  # standard errors a model's held-out gain over its guess must exceed
+CHANCE_MARGIN = 0.5  # standard errors a model's held-out gain over its guess must exceed
 _COVERAGE_RANGE = (0.8, 0.97)  # held-out 90 % coverage outside this range gets a warning
 _COVERAGE_CHECK_CELLS = 50  # fewer reported cells are too few to judge coverage by
 TRAINING_MEMORY_BYTES = 2 * 2**30  # activations a training batch may take; wider data get smaller batches
@@ -313,7 +313,7 @@ class GuessRefiner(DiffusionEstimator):
 
     def _beats_guess(self, held: HeldOut | None, device) -> bool:
         """Whether the selected model beats the guess alone on the picked held-out cells by more
-        than chance: its mean gain per cell must exceed ``_CHANCE_MARGIN`` standard errors of the
+        than chance: its mean gain per cell must exceed ``CHANCE_MARGIN`` standard errors of the
         paired gains, as the best of many checkpoints beats the guess by a little on noise alone.
 
         If not, the imputer returns its guess as the median (``_guess_draws``), so that fitting
@@ -327,7 +327,7 @@ class GuessRefiner(DiffusionEstimator):
         guess_errors = (guess - chosen.windows.values).abs()[chosen.picked].double()
         gains = guess_errors - model_errors
         error = float(gains.std() / len(gains) ** 0.5) if len(gains) > 1 else float("inf")
-        margin = _CHANCE_MARGIN * error
+        margin = CHANCE_MARGIN * error
         if float(gains.mean()) > margin:
             return True
         warn(f"the diffusion model did not beat its own guess on held-out cells by more than chance (model MAE "
@@ -440,14 +440,14 @@ class GuessRefiner(DiffusionEstimator):
 
     def _guess_wins(self, draws: np.ndarray, guess: np.ndarray, truth: np.ndarray, target: np.ndarray) -> np.ndarray:
         """``(channels,)`` True where the median of the draws does not beat the guess on the held-out
-        cells by more than chance (its mean gain per cell within ``_CHANCE_MARGIN`` standard errors,
+        cells by more than chance (its mean gain per cell within ``CHANCE_MARGIN`` standard errors,
         as for the whole model in ``_beats_guess``); draws ``(samples, windows, channels, length)``."""
         gains = np.abs(guess - truth) - np.abs(np.median(draws, axis=0) - truth)
         wins = np.zeros(gains.shape[1], dtype=bool)
         for channel in range(gains.shape[1]):
             cells = gains[:, channel][target[:, channel]]
             if len(cells) > 1:
-                wins[channel] = cells.mean() <= _CHANCE_MARGIN * cells.std(ddof=1) / np.sqrt(len(cells))
+                wins[channel] = cells.mean() <= CHANCE_MARGIN * cells.std(ddof=1) / np.sqrt(len(cells))
         return wins
 
     def _guess_residual_table(self, guess: np.ndarray, arrays: HeldCells, unseen: UnseenResiduals | None,

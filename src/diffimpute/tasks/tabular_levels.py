@@ -20,6 +20,7 @@ from diffimpute.diffusion.noise import RowUniform
 from diffimpute.engine.sampling import SampleOutput
 from diffimpute.tasks.held_out import HeldOut
 from diffimpute.tasks.level_sets import draw_levels, in_set, set_threshold
+from diffimpute.tasks.refiner import CHANCE_MARGIN
 
 _LEVEL_STREAM = 7  # appended to a row's key: its level draws' random stream, apart from its residuals'
 
@@ -31,7 +32,9 @@ class CategoricalLevels:
 
     def _guess_wins(self, draws, guess, truth, target) -> np.ndarray:
         """Numeric channels by MAE (the refiner's rule); a categorical column's channels together, by
-        the accuracy of the most frequent level among the draws against the guess's level."""
+        the accuracy of the most frequent level among the draws against the guess's level: the model
+        must gain more than chance, as for numbers (the mode of a few dozen draws is noisy, the
+        guess's most likely level is not)."""
         wins = super()._guess_wins(draws, guess, truth, target)
         categorical = np.flatnonzero(~self.encoder_.numeric)  # only levels have a most frequent one
         model_level = most_frequent(self._levels(draws)[..., categorical])
@@ -40,11 +43,11 @@ class CategoricalLevels:
         hidden = target[:, self.encoder_.first_channel[categorical], 0]
         for k, j in enumerate(categorical):
             rows = hidden[:, k]
-            if rows.any():
-                model_right = (model_level[rows, k] == true_level[rows, k]).mean()
-                guess_right = (guess_level[rows, k] == true_level[rows, k]).mean()
-                # a tie on few cells keeps the model
-                wins[self.encoder_.channel_column == j] = guess_right > model_right
+            if rows.sum() > 1:
+                gains = ((model_level[rows, k] == true_level[rows, k]).astype(np.float64)
+                         - (guess_level[rows, k] == true_level[rows, k]))
+                margin = CHANCE_MARGIN * gains.std(ddof=1) / np.sqrt(len(gains))
+                wins[self.encoder_.channel_column == j] = gains.mean() <= margin
         return wins
 
     def _guess_draws(self, windows: Windows, cond_mask, n_samples, generator, device, on_chunk,
